@@ -1,0 +1,141 @@
+"""The one place that starts processes: an argv list, never a shell; bounded in time and output.
+
+``SubprocessRunner`` puts each child in its own process group (a new session on POSIX, a new process
+group on Windows) so a timeout or a cancellation kills the whole tree, not just the first process.
+Output is stdout and stderr merged (MpCmdRun's ``CmdTool:`` lines go to either), decoded, CRLF folded,
+and capped: only the last ``max_output`` bytes are kept, because the verdict is at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_OUTPUT = 256 * 1024
+_READ_CHUNK = 64 * 1024
+# Windows: a new process group, so taskkill /T reaches the whole tree. POSIX uses a new session instead.
+_CREATE_NEW_PROCESS_GROUP = 0x00000200 if sys.platform == "win32" else 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    exit_code: int  # unsigned 32-bit, as Windows reports it; -1 when killed
+    output: str  # merged stdout+stderr, newlines folded to "\n"; the tail when truncated
+    truncated: bool = False
+    timed_out: bool = False
+    duration: float = 0.0
+
+
+class Runner(Protocol):
+    async def run(
+        self, argv: Sequence[str], *, timeout: float, max_output: int = DEFAULT_MAX_OUTPUT
+    ) -> RunResult: ...
+
+
+def normalise_exit_code(code: int) -> int:
+    """Windows exit codes are 32-bit; .NET reports them signed, Python unsigned. We keep unsigned."""
+    return code & 0xFFFFFFFF
+
+
+def decode_output(data: bytes) -> str:
+    """MpCmdRun writes the console (OEM) code page; a stray undecodable byte must not lose the rest."""
+    text = data.decode(_console_encoding(), errors="replace")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _console_encoding() -> str:
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows hosts only
+        import ctypes
+
+        return f"cp{ctypes.windll.kernel32.GetOEMCP()}"
+    return "utf-8"
+
+
+class _TailBuffer:
+    """Keeps the last ``limit`` bytes seen and remembers whether anything was dropped."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._data = bytearray()
+        self.dropped = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self._data += chunk
+        excess = len(self._data) - self._limit
+        if excess > 0:
+            del self._data[:excess]
+            self.dropped += excess
+
+    def getvalue(self) -> bytes:
+        return bytes(self._data)
+
+
+class SubprocessRunner:
+    def __init__(self, *, env: Mapping[str, str] | None = None) -> None:
+        self._env = dict(env) if env is not None else None
+
+    async def run(
+        self, argv: Sequence[str], *, timeout: float, max_output: int = DEFAULT_MAX_OUTPUT
+    ) -> RunResult:
+        started = time.monotonic()
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=sys.platform != "win32",
+            creationflags=_CREATE_NEW_PROCESS_GROUP,
+            env=self._env,
+        )
+        buffer = _TailBuffer(max_output)
+        timed_out = False
+        try:
+            await asyncio.wait_for(_pump(proc, buffer), timeout)
+        except TimeoutError:
+            timed_out = True
+            log.warning("process %s timed out after %.0fs; killing its tree", proc.pid, timeout)
+            await _kill_tree(proc)
+        except BaseException:
+            # Cancelled (a `cancel` job or shutdown): never leave the child running.
+            await _kill_tree(proc)
+            raise
+        code = proc.returncode
+        return RunResult(
+            exit_code=-1 if timed_out or code is None else normalise_exit_code(code),
+            output=decode_output(buffer.getvalue()),
+            truncated=buffer.dropped > 0,
+            timed_out=timed_out,
+            duration=time.monotonic() - started,
+        )
+
+
+async def _pump(proc: asyncio.subprocess.Process, buffer: _TailBuffer) -> None:
+    assert proc.stdout is not None
+    while chunk := await proc.stdout.read(_READ_CHUNK):
+        buffer.feed(chunk)
+    await proc.wait()
+
+
+async def _kill_tree(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        if sys.platform == "win32":  # pragma: no cover - exercised on Windows hosts only
+            killer = await asyncio.create_subprocess_exec(
+                "taskkill.exe", "/T", "/F", "/PID", str(proc.pid),
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            await killer.wait()
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        await proc.wait()
