@@ -1,0 +1,433 @@
+"""The on-host agent: keeps one authenticated connection to the bot and runs the jobs it is sent.
+
+It is a thin pump around :class:`agent_bridge.protocol.AgentConnection`: websocket text in, events out.
+Everything that must survive a crash goes through :class:`agent_bridge.agent_state.AgentState` first: a
+job id is remembered before the job runs, and a result is on disk before it is sent, deleted only when
+the bot acknowledges it. Reconnection waits follow :func:`backoff`, injectable so tests need no delays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+import platform
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from agent_bridge import __version__, commands, discovery, hresults, keys, wire
+from agent_bridge.agent_state import AgentState, Pinned
+from agent_bridge.enrollment import EnrollmentToken
+from agent_bridge.interpret import interpret
+from agent_bridge.protocol import AgentConnection, Closed, JobReceived, Ready, ResultAcked
+from agent_bridge.reports import ErrorInfo, Outcome
+from agent_bridge.runner import DEFAULT_MAX_OUTPUT, Runner, RunResult, SubprocessRunner
+from agent_bridge.signed_jobs import JobRejected, open_job
+
+log = logging.getLogger(__name__)
+
+CANCEL_GRACE = 15.0  # seconds a scan gets to stop after `MpCmdRun -Scan -Cancel` before its tree is killed
+
+
+class AgentConfigError(ValueError):
+    """A setting that stops the agent from starting; the message names it and says how to fix it."""
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    server: str
+    host: str
+    state_dir: Path
+    mpcmdrun: str | None = None  # None: discover it as Defender installs it
+    powershell: str = "powershell.exe"
+    enroll_token: str | None = None
+    insecure: bool = False  # allow ws:// to a non-loopback server
+    allowed_actions: frozenset[str] = commands.ACTIONS
+    max_output: int = DEFAULT_MAX_OUTPUT
+    max_frame_bytes: int = 256 * 1024
+
+    def check(self) -> None:
+        url = urlsplit(self.server)
+        if url.scheme not in {"ws", "wss"} or not url.hostname:
+            raise AgentConfigError(f"--server {self.server!r} must look like wss://bot.example:8765/agent")
+        if url.scheme == "ws" and not self.insecure and not _is_loopback(url.hostname):
+            raise AgentConfigError(
+                f"--server {self.server} is plain ws:// to another machine; use wss:// "
+                f"(or --insecure, for a lab only)"
+            )
+        unknown = self.allowed_actions - commands.ACTIONS
+        if unknown:
+            raise AgentConfigError(f"--allow names unknown commands: {', '.join(sorted(unknown))}")
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def backoff(
+    *, initial: float = 1.0, cap: float = 60.0, factor: float = 2.0, rand: Callable[[], float] = random.random
+) -> Iterator[float]:
+    """Capped exponential delays with full jitter, so a fleet does not reconnect in lockstep."""
+    ceiling = initial
+    while True:
+        yield ceiling * rand()
+        ceiling = min(cap, ceiling * factor)
+
+
+@dataclass
+class _Running:
+    envelope: wire.JobEnvelope
+    task: asyncio.Task[None]
+    cancelled: bool = False
+
+
+@dataclass
+class _Session:
+    protocol: AgentConnection
+    ws: aiohttp.ClientWebSocketResponse
+    send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class Agent:
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        runner: Runner | None = None,
+        clock: Callable[[], float] = time.time,
+        delays: Callable[[], Iterator[float]] = backoff,
+    ) -> None:
+        config.check()
+        self.config = config
+        self.state = AgentState(config.state_dir)
+        self._runner = runner or SubprocessRunner()
+        self._clock = clock
+        self._delays = delays
+        self._key = self.state.identity()
+        self._token = EnrollmentToken.parse(config.enroll_token) if config.enroll_token else None
+        self._session: _Session | None = None
+        self._running: dict[str, _Running] = {}
+        self._mpcmdrun: str | None = config.mpcmdrun
+        self.connected = asyncio.Event()
+        self._recover_interrupted()
+
+    # ---- connection loop ------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Connect, serve, and reconnect with backoff until ``stop`` is set."""
+        stop = stop or asyncio.Event()
+        delays = self._delays()
+        while not stop.is_set():
+            reason, was_ready = await self.connect_once(stop)
+            if stop.is_set():
+                break
+            if was_ready:
+                delays = self._delays()  # a good session resets the backoff
+            delay = next(delays)
+            log.warning("disconnected from %s (%s); retrying in %.1fs", self.config.server, reason, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+        await self.shutdown()
+
+    async def connect_once(self, stop: asyncio.Event | None = None) -> tuple[str, bool]:
+        """One connection, start to end. Returns why it ended and whether it got as far as ready."""
+        pinned = self.state.pinned()
+        if pinned is None and self._token is None:
+            raise AgentConfigError(
+                f"{self.config.host} is not enrolled yet; start it once with --enroll-token "
+                f"(from `defender-bot enroll {self.config.host}`)"
+            )
+        protocol = AgentConnection(
+            host=self.config.host,
+            private_key=self._key,
+            client_nonce=os.urandom(32),
+            info=self.info(),
+            pinned_server_key=pinned.server_key if pinned else None,
+            enrollment=(self._token.secret, self._token.server_fingerprint)
+            if pinned is None and self._token
+            else None,
+            max_frame_bytes=self.config.max_frame_bytes,
+        )
+        ready = False
+        try:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.ws_connect(
+                    self.config.server,
+                    heartbeat=30.0,
+                    max_msg_size=self.config.max_frame_bytes,
+                    ssl=self._ssl(pinned),
+                ) as ws,
+            ):
+                session = _Session(protocol, ws)
+                self._session = session
+                await self._flush(session)
+                closer = _close_when(stop, ws) if stop else None
+                try:
+                    async for message in ws:
+                        if message.type is not aiohttp.WSMsgType.TEXT:
+                            log.warning("closing: the server sent a non-text frame")
+                            break
+                        for event in protocol.receive(message.data):
+                            if isinstance(event, Ready):
+                                ready = True
+                                await self._on_ready(session, event)
+                            elif isinstance(event, JobReceived):
+                                await self._on_job(session, event.job)
+                            elif isinstance(event, ResultAcked):
+                                self.state.acknowledged(event.job_id)
+                            elif isinstance(event, Closed):
+                                log.warning("closing connection: %s", event.reason)
+                        await self._flush(session)
+                        if protocol.close_reason:
+                            break
+                finally:
+                    if closer:
+                        closer.cancel()
+                return protocol.close_reason or "connection closed", ready
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            return f"{type(exc).__name__}: {exc}", ready
+        finally:
+            self._session = None
+            self.connected.clear()
+
+    def _ssl(self, pinned: Pinned | None) -> aiohttp.Fingerprint | bool:
+        fingerprint = (
+            pinned.cert_fingerprint if pinned else (self._token.cert_fingerprint if self._token else None)
+        )
+        if fingerprint:
+            return aiohttp.Fingerprint(keys.b64decode(fingerprint))
+        return True
+
+    async def _on_ready(self, session: _Session, event: Ready) -> None:
+        if self.state.pinned() is None:
+            cert = self._token.cert_fingerprint if self._token else None
+            self.state.pin(Pinned(server_key=event.server_key, cert_fingerprint=cert))
+            log.info("enrolled %s with the bot; server key pinned", self.config.host)
+        self.connected.set()
+        for result in self.state.pending_results():
+            session.protocol.send_result(result)
+        for running in self._running.values():
+            session.protocol.send_progress(running.envelope.job_id, "still running")
+
+    async def _flush(self, session: _Session) -> None:
+        async with session.send_lock:
+            for frame in session.protocol.data_to_send():
+                await session.ws.send_str(frame)
+
+    async def _send(self, fill: Callable[[AgentConnection], None]) -> None:
+        """Queue a frame on the live connection, if there is one; results wait in the outbox otherwise."""
+        session = self._session
+        if session is None or not self.connected.is_set():
+            return
+        fill(session.protocol)
+        with contextlib.suppress(aiohttp.ClientError, ConnectionError, RuntimeError):
+            await self._flush(session)
+
+    # ---- jobs -----------------------------------------------------------------------------------
+
+    async def _on_job(self, session: _Session, job: wire.Job) -> None:
+        pinned = self.state.pinned()
+        assert pinned is not None
+        try:
+            envelope = open_job(
+                job,
+                bot_key=pinned.server_key,
+                host=self.config.host,
+                now=self._clock(),
+                long_paths=discovery.long_paths_enabled(),
+            )
+        except JobRejected as exc:
+            log.warning("refused a job: %s", exc)
+            session.protocol.send_refused(_job_id_hint(job), str(exc))
+            return
+        job_id = envelope.job_id
+        if self.state.seen(job_id):
+            self._answer_duplicate(session, job_id)
+            return
+        action = envelope.command.action
+        if action not in self.config.allowed_actions:
+            log.warning("job %s refused: %s is not allowed on this host", job_id, action)
+            self.state.remember(job_id, envelope.expires_at, now=self._clock())
+            session.protocol.send_refused(job_id, f"this host does not allow `{action}` (local allowlist)")
+            return
+        self.state.remember(job_id, envelope.expires_at, now=self._clock())
+        task = asyncio.create_task(self._execute(envelope), name=f"job {job_id}")
+        self._running[job_id] = _Running(envelope, task)
+
+    def _answer_duplicate(self, session: _Session, job_id: str) -> None:
+        """The bot re-sent a job after a reconnect, or someone replayed one: never run it twice."""
+        if self.state.has_result(job_id):
+            for result in self.state.pending_results():
+                if result.job_id == job_id:
+                    session.protocol.send_result(result)
+        elif job_id in self._running:
+            session.protocol.send_progress(job_id, "still running")
+        else:
+            log.warning("job %s refused: already seen (replay)", job_id)
+            session.protocol.send_refused(job_id, "this job id was already used (replay refused)")
+
+    async def _execute(self, envelope: wire.JobEnvelope) -> None:
+        job_id, command = envelope.job_id, envelope.command
+        started = self._clock()
+        self.state.mark_running(envelope, started_at=started)
+        log.info("job %s on %s: running %s", job_id, self.config.host, command.action)
+        await self._send(lambda p: p.send_progress(job_id, f"running {command.action}"))
+        run, outcome = await self._perform(envelope)
+        running = self._running.pop(job_id, None)
+        status: wire.JobStatus
+        if running is not None and running.cancelled:
+            status = "cancelled"
+        elif run.timed_out:
+            status = "timed_out"
+        else:
+            status = "succeeded" if outcome.succeeded else "failed"
+        result = wire.JobResult(
+            job_id=job_id,
+            status=status,
+            outcome=outcome,
+            exit_code=run.exit_code,
+            output_tail=run.output[-wire.OUTPUT_TAIL_MAX :],
+            output_truncated=run.truncated or len(run.output) > wire.OUTPUT_TAIL_MAX,
+            started_at=started,
+            finished_at=self._clock(),
+        )
+        self.state.store_result(result)
+        log.info("job %s on %s: %s (%s)", job_id, self.config.host, status, outcome.summary)
+        await self._send(lambda p: p.send_result(result))
+
+    async def _perform(self, envelope: wire.JobEnvelope) -> tuple[RunResult, Outcome]:
+        """Run the job's tool; whatever happens, come back with an outcome that says what happened."""
+        command = envelope.command
+        try:
+            if isinstance(command, commands.CancelCommand):
+                return await self._cancel_scans(command, envelope)
+            return await self._run_tool(command, timeout=envelope.timeout_seconds)
+        except asyncio.CancelledError:
+            running = self._running.get(envelope.job_id)
+            if running is None or not running.cancelled:
+                raise  # shutdown: the running marker stays, and the next start reports the job
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            summary = "Scan cancelled; its process tree was stopped"
+            return RunResult(exit_code=-1, output=""), Outcome(succeeded=False, summary=summary)
+        except Exception as exc:  # a bug must still end the job clearly; the traceback stays in this log
+            log.exception("job %s failed inside the agent", envelope.job_id)
+            error = _agent_error(f"{type(exc).__name__} inside the agent; see the agent's log")
+            summary = "The agent hit an internal error"
+            return RunResult(exit_code=-1, output=""), Outcome(succeeded=False, summary=summary, error=error)
+
+    async def _run_tool(self, command: commands.AgentCommand, *, timeout: float) -> tuple[RunResult, Outcome]:
+        executable = self._executable(command)
+        if executable is None:
+            run = RunResult(exit_code=-1, output="")
+            return run, Outcome(
+                succeeded=False, summary="MpCmdRun.exe was not found", error=hresults.not_found(None)
+            )
+        try:
+            run = await self._runner.run(
+                [executable, *command.argv()], timeout=timeout, max_output=self.config.max_output
+            )
+        except FileNotFoundError:
+            run = RunResult(exit_code=-1, output="")
+            return run, Outcome(
+                succeeded=False, summary=f"{executable} was not found", error=hresults.not_found(executable)
+            )
+        return run, interpret(command, run)
+
+    async def _cancel_scans(
+        self, command: commands.CancelCommand, envelope: wire.JobEnvelope
+    ) -> tuple[RunResult, Outcome]:
+        """`MpCmdRun -Scan -Cancel`, then the process tree of any scan that does not stop in time."""
+        run, outcome = await self._run_tool(command, timeout=min(envelope.timeout_seconds, 60.0))
+        scans = [r for r in self._running.values() if isinstance(r.envelope.command, commands.ScanCommand)]
+        for scan in scans:
+            scan.cancelled = True
+        if scans:
+            _done, pending = await asyncio.wait([s.task for s in scans], timeout=CANCEL_GRACE)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        return run, outcome
+
+    def _executable(self, command: commands.AgentCommand) -> str | None:
+        if command.tool == "powershell":
+            return self.config.powershell
+        if self._mpcmdrun is None:
+            found = discovery.find_mpcmdrun()
+            self._mpcmdrun = str(found) if found else None
+        return self._mpcmdrun
+
+    def _recover_interrupted(self) -> None:
+        """Jobs cut off by a crash end as failed, clearly, and their result is delivered like any other."""
+        for job_id, started in self.state.interrupted():
+            log.warning("job %s was interrupted by an agent restart; reporting it as failed", job_id)
+            self.state.store_result(
+                wire.JobResult(
+                    job_id=job_id,
+                    status="failed",
+                    outcome=Outcome(
+                        succeeded=False,
+                        summary="The agent restarted while the job was running",
+                        error=_agent_error("the agent process stopped mid-job (crash, kill or reboot)"),
+                    ),
+                    started_at=started,
+                    finished_at=self._clock(),
+                )
+            )
+
+    async def shutdown(self) -> None:
+        tasks = [r.task for r in self._running.values()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def info(self) -> wire.AgentInfo:
+        return wire.AgentInfo(
+            agent_version=__version__,
+            os=platform.platform()[:200],
+            long_paths=discovery.long_paths_enabled(),
+            allowed_actions=tuple(sorted(self.config.allowed_actions)),
+        )
+
+
+def _agent_error(cause: str) -> ErrorInfo:
+    return ErrorInfo(
+        title="The job did not finish on the host",
+        cause=cause,
+        remedy="Run the command again; if it keeps failing, check the agent's log on the host.",
+    )
+
+
+def _job_id_hint(job: wire.Job) -> str:
+    """The job id of a job we refused, for the bot's records, without trusting anything else in it."""
+    with contextlib.suppress(ValueError):
+        value = json.loads(job.envelope).get("job_id")
+        if isinstance(value, str):
+            return value[:64]
+    return "unknown"
+
+
+def _close_when(stop: asyncio.Event, ws: aiohttp.ClientWebSocketResponse) -> asyncio.Task[None]:
+    async def watch() -> None:
+        await stop.wait()
+        await ws.close()
+
+    return asyncio.create_task(watch())

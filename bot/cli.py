@@ -1,0 +1,129 @@
+"""``defender-bot``: serve, enroll, revoke, audit verify, demo.
+
+The only place that reads the environment and configures logging; everything below gets its settings
+passed in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from agent_bridge import keys, values
+from bot.keyring import KeyRing
+from bot.policy import PolicyError
+from bot.runtime import BotRuntime, cert_fingerprint, database_path, signing_key_path
+from bot.settings import SettingsError, load_settings, parse_duration
+from bot.store import Store
+
+log = logging.getLogger("defender-bot")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        code: int = args.run(args)
+    except (SettingsError, PolicyError, ValueError) as exc:
+        print(f"defender-bot: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="defender-bot", description="Defender ChatOps bot")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(required=True, metavar="command")
+
+    serve = sub.add_parser("serve", help="run the Slack app and the agent bridge")
+    serve.set_defaults(run=_serve)
+
+    enroll = sub.add_parser("enroll", help="print a one-time enrollment token for a new agent")
+    enroll.add_argument("host")
+    enroll.add_argument("--expires", default="1h", help="how long the token stays valid (default 1h)")
+    enroll.set_defaults(run=_enroll)
+
+    demo = sub.add_parser("demo", help="everything on this machine, with a local stand-in for Slack")
+    demo.add_argument("--user", default=None, help="the Slack user id you type as (default U0ALICE)")
+    demo.add_argument("--keep", type=Path, default=None, help="keep demo data in this directory")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _serve(_: argparse.Namespace) -> int:
+    settings = load_settings(dict(os.environ))
+
+    async def run() -> None:
+        runtime = BotRuntime(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        endpoints = await runtime.start()
+        print(
+            f"defender-bot: ready; Slack requests at {endpoints.slack_url}, agents at {endpoints.agent_url}",
+            flush=True,
+        )
+        try:
+            await stop.wait()
+        finally:
+            await runtime.stop()
+
+    asyncio.run(run())
+    return 0
+
+
+def _admin_store() -> tuple[Store, Path]:
+    raw = os.environ.get("DEFENDER_DATA_DIR")
+    if not raw:
+        raise SettingsError("DEFENDER_DATA_DIR is not set")
+    data_dir = Path(raw)
+    return Store(database_path(data_dir)), data_dir
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    host = values.check_host(args.host)
+    ttl = parse_duration(args.expires)
+    store, data_dir = _admin_store()
+    try:
+        server_key = keys.encode_public_key(
+            keys.load_or_create_private_key(signing_key_path(data_dir)).public_key()
+        )
+        cert = os.environ.get("DEFENDER_BRIDGE_TLS_CERT")
+        token = KeyRing(store).issue_token(
+            host,
+            server_key=server_key,
+            cert_fingerprint=cert_fingerprint(Path(cert) if cert else None),
+            ttl=ttl,
+        )
+    finally:
+        store.close()
+    print(token.encode())
+    print(
+        f"One-time token for {host}, valid for {args.expires}. On {host} run:\n"
+        f"  defender-agent --server <wss://this-bot:8765/agent> --id {host} --state-dir <dir> "
+        f"--enroll-token <the token above>",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(user=args.user, keep=args.keep)

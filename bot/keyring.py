@@ -1,0 +1,120 @@
+"""Agent identities as the bot keeps them: public keys only, and hashes of one-time enrollment tokens.
+
+Someone who steals the database learns no secret: a public key lets nobody pass as the agent, and a
+token hash cannot be turned back into the token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent_bridge import keys, wire
+from agent_bridge.enrollment import EnrollmentToken
+from bot.store import Store
+
+TOKEN_TTL = 3600.0
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AgentRecord:
+    host: str
+    public_key: str | None
+    enrolled_at: float | None
+    revoked_at: float | None
+    last_seen: float | None
+    info: wire.AgentInfo | None
+
+
+class KeyRing:
+    """Implements :class:`agent_bridge.protocol.KeyRing` on the bot's store."""
+
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._clock = clock
+
+    def issue_token(
+        self, host: str, *, server_key: str, cert_fingerprint: str | None, ttl: float = TOKEN_TTL
+    ) -> EnrollmentToken:
+        secret = keys.b64encode(secrets.token_bytes(32))
+        now = self._clock()
+        with self._store.transaction() as db:
+            db.execute(
+                "INSERT INTO enrollment_tokens (secret_hash, host, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?)",
+                (_hash(secret), host, now, now + ttl),
+            )
+        fingerprint = keys.fingerprint(keys.decode_public_key(server_key))
+        return EnrollmentToken(secret, fingerprint, cert_fingerprint)
+
+    def public_key(self, host: str) -> str | None:
+        row = self._store.db.execute(
+            "SELECT public_key FROM agents WHERE host = ? AND revoked_at IS NULL", (host,)
+        ).fetchone()
+        return row["public_key"] if row else None
+
+    def redeem(self, *, host: str, secret: str, public_key: str, now: float) -> str | None:
+        """Atomically use up a token: a second use, or a use for another host, is refused."""
+        with self._store.transaction() as db:
+            row = db.execute(
+                "SELECT host, expires_at, used_at FROM enrollment_tokens WHERE secret_hash = ?",
+                (_hash(secret),),
+            ).fetchone()
+            if row is None or not hmac.compare_digest(row["host"], host):
+                return "unknown enrollment token"
+            if row["used_at"] is not None:
+                return "this enrollment token was already used"
+            if row["expires_at"] <= now:
+                return "this enrollment token has expired; make a new one with `defender-bot enroll`"
+            db.execute("UPDATE enrollment_tokens SET used_at = ? WHERE secret_hash = ?", (now, _hash(secret)))
+            db.execute(
+                "INSERT INTO agents (host, public_key, enrolled_at) VALUES (?, ?, ?)"
+                " ON CONFLICT(host) DO UPDATE SET public_key = excluded.public_key,"
+                " enrolled_at = excluded.enrolled_at, revoked_at = NULL",
+                (host, public_key, now),
+            )
+        return None
+
+    def revoke(self, host: str) -> bool:
+        """Refuse this host from now on; True if it was enrolled. Unused tokens for it die too."""
+        now = self._clock()
+        with self._store.transaction() as db:
+            cursor = db.execute(
+                "UPDATE agents SET revoked_at = ? WHERE host = ? AND revoked_at IS NULL", (now, host)
+            )
+            db.execute(
+                "UPDATE enrollment_tokens SET used_at = ? WHERE host = ? AND used_at IS NULL", (now, host)
+            )
+        return cursor.rowcount == 1
+
+    def is_revoked(self, host: str) -> bool:
+        row = self._store.db.execute("SELECT revoked_at FROM agents WHERE host = ?", (host,)).fetchone()
+        return bool(row and row["revoked_at"] is not None)
+
+    def seen(self, host: str, info: wire.AgentInfo | None) -> None:
+        self._store.db.execute(
+            "UPDATE agents SET last_seen = ?, info = COALESCE(?, info) WHERE host = ?",
+            (self._clock(), info.model_dump_json() if info else None, host),
+        )
+
+    def agents(self) -> list[AgentRecord]:
+        rows = self._store.db.execute("SELECT * FROM agents ORDER BY host")
+        return [
+            AgentRecord(
+                host=r["host"],
+                public_key=r["public_key"],
+                enrolled_at=r["enrolled_at"],
+                revoked_at=r["revoked_at"],
+                last_seen=r["last_seen"],
+                info=wire.AgentInfo.model_validate_json(r["info"]) if r["info"] else None,
+            )
+            for r in rows
+        ]

@@ -1,0 +1,163 @@
+"""The bot process: everything wired together from settings, started and stopped as one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from agent_bridge import keys
+from agent_bridge.server import PATH as AGENT_PATH
+from agent_bridge.server import BridgeServer
+from bot.keyring import KeyRing
+from bot.policy import Policy, load_policy
+from bot.service import JobService
+from bot.settings import Settings, SettingsError
+from bot.slack_app import EVENTS_PATH, build_bolt_app, slack_routes
+from bot.slack_out import SlackOutbox
+from bot.store import Store
+from handlers import REGISTRY
+
+log = logging.getLogger(__name__)
+
+EXPIRY_SWEEP = 5.0  # seconds between checks for queued jobs past their expiry
+
+
+def database_path(data_dir: Path) -> Path:
+    return data_dir / "defender.db"
+
+
+def signing_key_path(data_dir: Path) -> Path:
+    return data_dir / "bot-signing.key"
+
+
+def cert_fingerprint(cert: Path | None) -> str | None:
+    """SHA-256 of the bridge certificate (DER), which agents pin."""
+    if cert is None:
+        return None
+    der = ssl.PEM_cert_to_DER_cert(cert.read_text(encoding="ascii"))
+    return keys.b64encode(hashlib.sha256(der).digest())
+
+
+@dataclass
+class Endpoints:
+    slack_url: str
+    agent_url: str
+
+
+class BotRuntime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = Store(database_path(settings.data_dir))
+        self.signing_key = keys.load_or_create_private_key(signing_key_path(settings.data_dir))
+        self.policy: Policy = load_policy(settings.policy, known_commands=REGISTRY.policy_names)
+        self.keyring = KeyRing(self.store)
+        self.client = AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(),
+            base_url=settings.slack_api_url,
+            retry_handlers=[],  # the outbox retries, in one place, with Retry-After honoured
+        )
+        self.outbox = SlackOutbox(self.store, self.client, burst=settings.channel_burst)
+        self.service = JobService(
+            store=self.store,
+            keyring=self.keyring,
+            registry=REGISTRY,
+            policy=lambda: self.policy,
+            outbox=self.outbox,
+            job_ttl=settings.job_ttl,
+        )
+        self.bridge = BridgeServer(keyring=self.keyring, signing_key=self.signing_key, handler=self.service)
+        self.service.attach(self.bridge)
+        self._runners: list[web.AppRunner] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> Endpoints:
+        auth = await self._auth_test()
+        bolt = build_bolt_app(
+            service=self.service,
+            api_url=self.settings.slack_api_url,
+            signing_secret=self.settings.slack_signing_secret.get_secret_value(),
+            auth=auth,
+        )
+        slack_app = web.Application()
+        slack_app.add_routes(slack_routes(bolt))
+        bridge_app = web.Application()
+        bridge_app.add_routes(self.bridge.routes())
+        tls = self._tls()
+        slack_port = await self._listen(slack_app, self.settings.http_host, self.settings.http_port, None)
+        bridge_port = await self._listen(
+            bridge_app, self.settings.bridge_host, self.settings.bridge_port, tls
+        )
+        self._tasks = [
+            asyncio.create_task(self.outbox.run(), name="slack outbox"),
+            asyncio.create_task(self._sweep_expired(), name="expiry sweep"),
+        ]
+        self.outbox.wake()  # anything left unposted by a previous run goes out now
+        scheme = "wss" if tls else "ws"
+        return Endpoints(
+            slack_url=f"http://{self.settings.http_host}:{slack_port}{EVENTS_PATH}",
+            agent_url=f"{scheme}://{self.settings.bridge_host}:{bridge_port}{AGENT_PATH}",
+        )
+
+    async def stop(self) -> None:
+        await self.bridge.close()
+        await self.outbox.close()
+        for task in self._tasks:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.service.close()
+        for runner in self._runners:
+            await runner.cleanup()
+        self.store.close()
+
+    async def _auth_test(self) -> AuthorizeResult:
+        try:
+            response = await self.client.auth_test()
+        except SlackApiError as exc:
+            raise SettingsError(f"SLACK_BOT_TOKEN was refused by Slack: {exc.response.get('error')}") from exc
+        except OSError as exc:
+            raise SettingsError(f"SLACK_API_URL {self.settings.slack_api_url} is unreachable: {exc}") from exc
+        return AuthorizeResult(
+            enterprise_id=response.get("enterprise_id"),
+            team_id=response.get("team_id"),
+            bot_user_id=response.get("user_id"),
+            bot_id=response.get("bot_id"),
+            bot_token=self.settings.slack_bot_token.get_secret_value(),
+        )
+
+    def _tls(self) -> ssl.SSLContext | None:
+        if self.settings.bridge_tls_cert is None or self.settings.bridge_tls_key is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.settings.bridge_tls_cert, self.settings.bridge_tls_key)
+        return context
+
+    async def _listen(self, app: web.Application, host: str, port: int, tls: ssl.SSLContext | None) -> int:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        self._runners.append(runner)
+        site = web.TCPSite(runner, host, port, ssl_context=tls)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise SettingsError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        server = site._server
+        assert server is not None
+        sockets = getattr(server, "sockets", None) or []
+        return int(sockets[0].getsockname()[1]) if sockets else port
+
+    async def _sweep_expired(self) -> None:
+        while True:
+            await self.service.expire_due()
+            await asyncio.sleep(EXPIRY_SWEEP)

@@ -1,0 +1,205 @@
+"""Every message the bot posts goes through a durable outbox, one ordered queue per channel.
+
+Why: a thread must read in order (root first, then each step), no message may be lost when Slack says
+429 or the bot restarts, and a channel should see about one message a second, not a flood. So a
+message is stored with the state change it announces (same transaction), then a per-channel worker
+posts it, honouring ``Retry-After`` on 429 and backing off on 5xx and connection errors. After a
+restart, whatever was not yet posted is posted; what was posted is not posted again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.store import OutboxItem, Store
+
+log = logging.getLogger(__name__)
+
+
+def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> float:
+    return float(min(cap, base * 2.0**attempt))
+
+
+class ChannelPacer:
+    """A token bucket per channel: ``burst`` messages at once, then ``rate`` per second."""
+
+    def __init__(self, *, rate: float, burst: int, clock: Callable[[], float]) -> None:
+        self._rate, self._burst, self._clock = rate, float(burst), clock
+        self._state: dict[str, tuple[float, float]] = {}
+
+    def delay(self, channel: str) -> float:
+        """Seconds to wait before the next post in ``channel``; takes the token when it is 0."""
+        now = self._clock()
+        tokens, at = self._state.get(channel, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - at) * self._rate)
+        if tokens >= 1.0:
+            self._state[channel] = (tokens - 1.0, now)
+            return 0.0
+        self._state[channel] = (tokens, now)
+        return (1.0 - tokens) / self._rate
+
+
+class _Retry(Exception):
+    """A transient failure: wait ``delay`` (Retry-After), or back off when it is None, then try again."""
+
+    def __init__(self, delay: float | None, why: str) -> None:
+        super().__init__(why)
+        self.delay = delay
+
+
+class SlackOutbox:
+    def __init__(
+        self,
+        store: Store,
+        client: AsyncWebClient,
+        *,
+        burst: int = 4,
+        rate: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._pacer = ChannelPacer(rate=rate, burst=burst, clock=clock)
+        self._sleep = sleep
+        self._wake = asyncio.Event()
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._closed = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Start a worker for each channel with pending messages, whenever woken."""
+        try:
+            while not self._closed:
+                self._wake.clear()
+                channels = {item.channel for item in self._store.pending_outbox()}
+                for channel in channels:
+                    worker = self._workers.get(channel)
+                    if worker is None or worker.done():
+                        self._workers[channel] = asyncio.create_task(
+                            self._drain(channel), name=f"outbox {channel}"
+                        )
+                await self._wake.wait()
+        finally:
+            for worker in self._workers.values():
+                worker.cancel()
+            await asyncio.gather(*self._workers.values(), return_exceptions=True)
+
+    async def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+
+    async def _drain(self, channel: str) -> None:
+        while True:
+            items = [item for item in self._store.pending_outbox() if item.channel == channel]
+            if not items:
+                return
+            for item in items:
+                await self._deliver(item)
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        attempt = item.attempts
+        while True:
+            delay = self._pacer.delay(item.channel) if item.op in {"root", "reply", "upload"} else 0.0
+            if delay > 0:
+                await self._sleep(delay)
+                continue
+            try:
+                ts = await self._send(item)
+            except _Retry as retry:
+                wait = retry.delay if retry.delay is not None else backoff_delay(attempt)
+                attempt += 1
+                self._store.outbox_attempted(item, str(retry))
+                log.warning("slack %s for job %s: %s; retrying in %.1fs", item.op, item.job_id, retry, wait)
+                await self._sleep(wait)
+                continue
+            except SlackApiError as exc:
+                error = str(exc.response.get("error", "error"))
+                log.error("slack refused %s for job %s: %s", item.op, item.job_id, error)
+                self._store.outbox_done(item, ts=None, failed=error)
+                return
+            self._store.outbox_done(item, ts=ts)
+            return
+
+    async def _send(self, item: OutboxItem) -> str | None:
+        payload = item.payload
+        try:
+            match item.op:
+                case "root":
+                    response = await self._client.chat_postMessage(channel=item.channel, **_message(payload))
+                    return str(response["ts"])
+                case "reply":
+                    thread_ts = self._thread_of(item)
+                    response = await self._client.chat_postMessage(
+                        channel=item.channel, thread_ts=thread_ts, **_message(payload)
+                    )
+                    return str(response["ts"])
+                case "upload":
+                    await self._client.files_upload_v2(
+                        channel=item.channel,
+                        thread_ts=self._thread_of(item),
+                        content=payload["content"],
+                        filename=payload["filename"],
+                        title=payload.get("title", payload["filename"]),
+                    )
+                    return None
+                case "update_root":
+                    if self._store.has_later_root_update(item):
+                        return None  # a newer status supersedes this one: one edit, not two
+                    ts = self._store.root_ts(item.job_id or "")
+                    if ts is None:
+                        return None
+                    await self._client.chat_update(channel=item.channel, ts=ts, **_message(payload))
+                    return ts
+                case "update":
+                    await self._client.chat_update(
+                        channel=item.channel, ts=payload["ts"], **_message(payload)
+                    )
+                    return str(payload["ts"])
+                case "ephemeral":
+                    response = await self._client.chat_postEphemeral(
+                        channel=item.channel, user=payload["user"], **_message(payload)
+                    )
+                    return str(response.get("message_ts", ""))
+                case _:
+                    raise ValueError(f"unknown outbox op {item.op!r}")
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            if status == 429:
+                raise _Retry(_retry_after(exc.response.headers), "rate limited (429)") from exc
+            if status >= 500:
+                raise _Retry(None, f"Slack answered {status}") from exc
+            raise
+        except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
+            raise _Retry(None, f"{type(exc).__name__}: {exc}") from exc
+
+    def _thread_of(self, item: OutboxItem) -> str | None:
+        return self._store.root_ts(item.job_id) if item.job_id else None
+
+
+def _message(payload: dict[str, Any]) -> dict[str, Any]:
+    message: dict[str, Any] = {"text": payload["text"]}
+    if "blocks" in payload:
+        message["blocks"] = payload["blocks"]
+    return message
+
+
+def _retry_after(headers: Any) -> float:
+    for name, value in dict(headers or {}).items():
+        if name.lower() == "retry-after":
+            raw = value[0] if isinstance(value, list) else value
+            try:
+                return max(0.0, float(raw))
+            except (TypeError, ValueError):
+                break
+    return 1.0

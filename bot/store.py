@@ -1,0 +1,308 @@
+"""SQLite (WAL) under ``DEFENDER_DATA_DIR``: jobs, their history, the Slack outbox and agent keys.
+
+One connection, used from the event loop only; each statement is short, and each state change is a
+single conditional UPDATE, so two racing callers cannot both win. "One scan in flight per host" is a
+partial unique index, enforced by SQLite itself rather than by a read-then-write.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from agent_bridge.commands import AgentCommand
+from agent_bridge.wire import JobResult
+from bot.jobs import ACTIVE, Job, JobState, check_transition
+from handlers.errors import AlreadyInProgress
+
+_COMMAND: TypeAdapter[AgentCommand] = TypeAdapter(AgentCommand)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    policy_name TEXT NOT NULL,
+    is_scan INTEGER NOT NULL,
+    command TEXT NOT NULL,
+    text TEXT NOT NULL,
+    requester TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    reason TEXT,
+    state TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    root_ts TEXT,
+    dispatched_at REAL,
+    result TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS one_scan_per_host ON jobs(host)
+    WHERE is_scan = 1 AND state IN ('pending_approval', 'queued', 'running');
+CREATE INDEX IF NOT EXISTS jobs_by_host ON jobs(host, created_at);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state);
+CREATE TABLE IF NOT EXISTS job_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL REFERENCES jobs(id),
+    at REAL NOT NULL,
+    state TEXT NOT NULL,
+    actor TEXT,
+    detail TEXT
+);
+CREATE TABLE IF NOT EXISTS slack_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT,
+    channel TEXT NOT NULL,
+    op TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    done_at REAL,
+    ts TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    failed TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON slack_outbox(channel, id) WHERE done_at IS NULL;
+CREATE TABLE IF NOT EXISTS agents (
+    host TEXT PRIMARY KEY,
+    public_key TEXT,
+    enrolled_at REAL,
+    revoked_at REAL,
+    last_seen REAL,
+    info TEXT
+);
+CREATE TABLE IF NOT EXISTS enrollment_tokens (
+    secret_hash TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    used_at REAL
+);
+"""
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    job_id: str | None
+    channel: str
+    op: str  # "root", "reply", "update_root", "ephemeral"
+    payload: dict[str, Any]
+    attempts: int
+
+
+class Store:
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._clock = clock
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # ---- jobs -----------------------------------------------------------------------------------
+
+    def create_job(self, job: Job, *, root: dict[str, Any]) -> None:
+        """Store a new job and its root message together; refuse a second scan on a busy host."""
+        try:
+            with self.transaction() as db:
+                db.execute(
+                    "INSERT INTO jobs (id, host, policy_name, is_scan, command, text, requester, channel,"
+                    " reason, state, created_at, updated_at, expires_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        job.id, job.host, job.policy_name, int(job.is_scan), job.command.model_dump_json(),
+                        job.text, job.requester, job.channel, job.reason, job.state.value,
+                        job.created_at, job.updated_at, job.expires_at,
+                    ),
+                )  # fmt: skip
+                self._event(db, job.id, job.state, actor=job.requester, detail="requested")
+                self._enqueue(db, job.id, job.channel, "root", root)
+        except sqlite3.IntegrityError as exc:
+            busy = self.active_scan(job.host)
+            if busy is None:  # pragma: no cover - the index is the only constraint a new id can hit
+                raise
+            raise AlreadyInProgress(job.host, busy.id) from exc
+
+    def active_scan(self, host: str) -> Job | None:
+        row = self.db.execute(
+            "SELECT * FROM jobs WHERE host = ? AND is_scan = 1"
+            " AND state IN ('pending_approval', 'queued', 'running')",
+            (host,),
+        ).fetchone()
+        return _job(row) if row else None
+
+    def get(self, job_id: str) -> Job | None:
+        row = self.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _job(row) if row else None
+
+    def jobs(
+        self, *, host: str | None = None, states: frozenset[JobState] | None = None, limit: int = 20
+    ) -> list[Job]:
+        sql, params = "SELECT * FROM jobs WHERE 1=1", []
+        if host is not None:
+            sql += " AND host = ?"
+            params.append(host)
+        if states is not None:
+            sql += f" AND state IN ({','.join('?' * len(states))})"
+            params += [s.value for s in states]
+        sql += " ORDER BY created_at DESC LIMIT ?"
+        return [_job(row) for row in self.db.execute(sql, (*params, limit))]
+
+    def active_jobs(self, host: str | None = None) -> list[Job]:
+        return list(reversed(self.jobs(host=host, states=ACTIVE, limit=10_000)))
+
+    def transition(
+        self,
+        job_id: str,
+        new: JobState,
+        *,
+        actor: str | None = None,
+        detail: str | None = None,
+        result: JobResult | None = None,
+        posts: Sequence[tuple[str, dict[str, Any]]] = (),
+    ) -> Job | None:
+        """Move a job to ``new`` if that is legal from where it is; None if another caller got there first.
+
+        The state change, its history line and the Slack messages that announce it commit together.
+        """
+        with self.transaction() as db:
+            row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return None
+            current = JobState(row["state"])
+            check_transition(current, new)
+            now = self._clock()
+            updated = db.execute(
+                "UPDATE jobs SET state = ?, updated_at = ?, result = COALESCE(?, result)"
+                " WHERE id = ? AND state = ?",
+                (new.value, now, result.model_dump_json() if result else None, job_id, current.value),
+            )
+            if updated.rowcount != 1:  # pragma: no cover - BEGIN IMMEDIATE serialises writers
+                return None
+            self._event(db, job_id, new, actor=actor, detail=detail)
+            for op, payload in posts:
+                self._enqueue(db, job_id, row["channel"], op, payload)
+        return self.get(job_id)
+
+    def mark_dispatched(self, job_id: str, *, reply: dict[str, Any] | None) -> None:
+        with self.transaction() as db:
+            row = db.execute("SELECT channel, dispatched_at FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            db.execute("UPDATE jobs SET dispatched_at = ? WHERE id = ?", (self._clock(), job_id))
+            self._event(db, job_id, None, actor=None, detail="dispatched")
+            if reply is not None and row["dispatched_at"] is None:
+                self._enqueue(db, job_id, row["channel"], "reply", reply)
+
+    def add_reply(self, job_id: str, reply: dict[str, Any], *, detail: str | None = None) -> None:
+        with self.transaction() as db:
+            row = db.execute("SELECT channel FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if detail:
+                self._event(db, job_id, None, actor=None, detail=detail)
+            self._enqueue(db, job_id, row["channel"], "reply", reply)
+
+    def events(self, job_id: str) -> list[sqlite3.Row]:
+        return list(self.db.execute("SELECT * FROM job_events WHERE job_id = ? ORDER BY seq", (job_id,)))
+
+    def _event(
+        self,
+        db: sqlite3.Connection,
+        job_id: str,
+        state: JobState | None,
+        *,
+        actor: str | None,
+        detail: str | None,
+    ) -> None:
+        db.execute(
+            "INSERT INTO job_events (job_id, at, state, actor, detail) VALUES (?, ?, ?, ?, ?)",
+            (job_id, self._clock(), state.value if state else None, actor, detail),
+        )
+
+    # ---- Slack outbox ---------------------------------------------------------------------------
+
+    def enqueue(self, *, job_id: str | None, channel: str, op: str, payload: dict[str, Any]) -> int:
+        with self.transaction() as db:
+            return self._enqueue(db, job_id, channel, op, payload)
+
+    def _enqueue(
+        self, db: sqlite3.Connection, job_id: str | None, channel: str, op: str, payload: dict[str, Any]
+    ) -> int:
+        cursor = db.execute(
+            "INSERT INTO slack_outbox (job_id, channel, op, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+            (job_id, channel, op, json.dumps(payload), self._clock()),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def pending_outbox(self) -> list[OutboxItem]:
+        rows = self.db.execute("SELECT * FROM slack_outbox WHERE done_at IS NULL ORDER BY id")
+        return [
+            OutboxItem(r["id"], r["job_id"], r["channel"], r["op"], json.loads(r["payload"]), r["attempts"])
+            for r in rows
+        ]
+
+    def outbox_done(self, item: OutboxItem, *, ts: str | None, failed: str | None = None) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE slack_outbox SET done_at = ?, ts = ?, failed = ? WHERE id = ?",
+                (self._clock(), ts, failed, item.id),
+            )
+            if item.op == "root" and ts is not None and item.job_id is not None:
+                db.execute("UPDATE jobs SET root_ts = ? WHERE id = ?", (ts, item.job_id))
+
+    def outbox_attempted(self, item: OutboxItem, error: str) -> None:
+        self.db.execute(
+            "UPDATE slack_outbox SET attempts = attempts + 1, failed = ? WHERE id = ?", (error[:500], item.id)
+        )
+
+    def root_ts(self, job_id: str) -> str | None:
+        row = self.db.execute("SELECT root_ts FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return row["root_ts"] if row else None
+
+    def has_later_root_update(self, item: OutboxItem) -> bool:
+        row = self.db.execute(
+            "SELECT 1 FROM slack_outbox WHERE job_id = ? AND op = 'update_root' AND id > ? LIMIT 1",
+            (item.job_id, item.id),
+        ).fetchone()
+        return row is not None
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"],
+        host=row["host"],
+        command=_COMMAND.validate_json(row["command"], context={"long_paths": True}),
+        text=row["text"],
+        requester=row["requester"],
+        channel=row["channel"],
+        reason=row["reason"],
+        state=JobState(row["state"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        expires_at=row["expires_at"],
+        root_ts=row["root_ts"],
+        dispatched_at=row["dispatched_at"],
+        result=JobResult.model_validate_json(row["result"]) if row["result"] else None,
+    )

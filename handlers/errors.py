@@ -1,0 +1,76 @@
+"""Every error a chat command can end in, and who gets to read its text.
+
+    DefenderError
+    ├── UserError               text written for the person who typed the command, shown as is
+    │   ├── UsageError          bad arguments: what was wrong, and the right form of the command
+    │   ├── UnknownCommand      not a command we know, with "did you mean"
+    │   ├── AccessDenied        the policy does not allow it (who, what, where)
+    │   ├── AlreadyInProgress   one scan per host: names the job already running
+    │   └── NotFound            no such job / host
+    └── InternalError           anything else: logged with a correlation id; the user sees only the id
+
+Foreign errors (aiohttp, OSError, pydantic, sqlite3) are translated where they are caught, with
+``raise ... from exc``; their text never reaches Slack.
+"""
+
+from __future__ import annotations
+
+
+class DefenderError(Exception):
+    """Base of every error this product raises on purpose."""
+
+
+class UserError(DefenderError):
+    """An error whose message is written for the user and safe to show in Slack."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(UserError):
+    def __init__(self, problem: str, *, usage: tuple[str, ...] = (), example: str | None = None) -> None:
+        lines = [problem]
+        if usage:
+            lines.append("Usage: " + " · ".join(f"`/defender {form}`" for form in usage))
+        if example:
+            lines.append(f"Example: `/defender {example}`")
+        super().__init__("\n".join(lines))
+        self.problem = problem
+
+
+class UnknownCommand(UserError):
+    def __init__(self, word: str, suggestions: list[str]) -> None:
+        hint = (
+            "Did you mean " + " or ".join(f"`{s}`" for s in suggestions) + "?"
+            if suggestions
+            else "Type `/defender help` for the list."
+        )
+        super().__init__(f"`{word}` is not a Defender command. {hint}")
+        self.word = word
+        self.suggestions = suggestions
+
+
+class AccessDenied(UserError):
+    pass
+
+
+class AlreadyInProgress(UserError):
+    def __init__(self, host: str, job_id: str) -> None:
+        super().__init__(
+            f"A scan is already in progress on {host}: job `{job_id}`. "
+            f"Wait for it, or stop it with `/defender cancel {host}`."
+        )
+        self.job_id = job_id
+
+
+class NotFound(UserError):
+    pass
+
+
+class InternalError(DefenderError):
+    """Something we did not expect; the user sees only the correlation id."""
+
+    def __init__(self, correlation_id: str) -> None:
+        super().__init__(f"internal error {correlation_id}")
+        self.correlation_id = correlation_id

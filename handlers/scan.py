@@ -1,0 +1,96 @@
+"""``scan``: quick, full, default and custom scans, and how their results read in Slack."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from agent_bridge.commands import ScanCommand, ScanType
+from agent_bridge.reports import ScanReport
+from handlers.blocks import Block, escape, fields, section
+from handlers.grammar import Flag, Words, host_argument, parse_arguments
+from handlers.registry import CommandSpec, HostAction
+from handlers.validation import first_problem
+
+FORMS = (
+    "scan <host> [quick|full|default] [--timeout <days 1-30>] [--cpu-throttling]",
+    "scan <host> custom <path> [--no-remediation] [--boot-sector] [--timeout <days>] [--cpu-throttling]",
+)
+EXAMPLE = "scan host42 full"
+_COMMON = {"--timeout": Flag(value="number of days"), "--cpu-throttling": Flag()}
+_CUSTOM = {**_COMMON, "--no-remediation": Flag(), "--boot-sector": Flag()}
+
+
+def _usage(problem: str) -> Exception:
+    return SPEC.usage_error(problem)
+
+
+def parse(words: Words) -> HostAction:
+    args = parse_arguments(words.words, flags=_CUSTOM, usage=FORMS, example=EXAMPLE)
+    positionals = list(args.positionals)
+    host = host_argument(positionals.pop(0) if positionals else None, usage=FORMS, example=EXAMPLE)
+    kind = positionals.pop(0).lower() if positionals else "quick"
+    try:
+        scan_type = ScanType(kind)
+    except ValueError:
+        raise _usage(f"`{kind}` is not a scan type; use quick, full, default or custom.") from None
+    path = None
+    if scan_type is ScanType.CUSTOM:
+        if not positionals:
+            raise _usage("A custom scan needs the file or folder to scan.")
+        path = positionals.pop(0)
+    elif args.flag("--no-remediation") or args.flag("--boot-sector"):
+        raise _usage("`--no-remediation` and `--boot-sector` apply to custom scans only.")
+    if positionals:
+        extra = " ".join(positionals)
+        hint = " Put quotes around a path with spaces." if scan_type is ScanType.CUSTOM else ""
+        raise _usage(f"I don't know what to do with `{extra}`.{hint}")
+    timeout = args.value("--timeout")
+    if timeout is not None and not (timeout.isdigit() and 1 <= int(timeout) <= 30):
+        raise _usage(f"`--timeout {timeout}` must be a whole number of days from 1 to 30.")
+    try:
+        command = ScanCommand(
+            scan_type=scan_type,
+            path=path,
+            disable_remediation=args.flag("--no-remediation"),
+            boot_sector=args.flag("--boot-sector"),
+            timeout_days=int(timeout) if timeout else None,
+            cpu_throttling=args.flag("--cpu-throttling"),
+        )
+    except ValidationError as exc:
+        raise _usage(first_problem(exc)) from exc
+    return HostAction(host=host, command=command, reason=words.reason)
+
+
+SPEC = CommandSpec(
+    name="scan",
+    summary="Run a Microsoft Defender scan (quick unless you say full, default or custom)",
+    forms=FORMS,
+    example=EXAMPLE,
+    policy_names=("scan.quick", "scan.full", "scan.default", "scan.custom"),
+    parse=parse,
+)
+
+
+def render(report: ScanReport) -> list[Block]:
+    target = f" of `{escape(report.target)}`" if report.target else ""
+    if report.outcome == "clean":
+        return [section(f":white_check_mark: No threats found{target}.")]
+    if report.outcome == "skipped":
+        return [section(f":fast_forward: The scan{target} was skipped: the path is excluded from scanning.")]
+    if report.outcome == "failed":
+        return [section(f":x: The scan{target} did not complete.")]
+    count = report.threats_found or len(report.detections)
+    noun = "threat" if count == 1 else "threats"
+    blocks = [section(f":rotating_light: *{count} {noun} found*{target}.")]
+    for detection in report.detections:
+        state = {True: "remediated", False: "*not remediated*", None: "remediation unknown"}[
+            detection.remediated
+        ]
+        resources = "\n".join(f"`{escape(r)}`" for r in detection.resources) or "—"
+        blocks.append(fields([("Threat", f"`{escape(detection.threat)}`"), ("Status", state)]))
+        blocks.append(section(f"*Resources*\n{resources}"))
+    if report.remediation_started:
+        blocks.append(section("Defender started cleaning (remediation) on the host."))
+    elif report.detections and all(d.remediated is False for d in report.detections):
+        blocks.append(section("Nothing was remediated (scan ran with `--no-remediation`)."))
+    return blocks
