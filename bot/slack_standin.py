@@ -32,17 +32,18 @@ import aiohttp
 from aiohttp import web
 
 from bot.slack_standin_blocks import find_button, iter_buttons
-from bot.slack_standin_faults import ChannelRateLimiter, Reply
-from bot.slack_standin_interactions import Interactions, sign
+from bot.slack_standin_faults import ChannelRateLimiter
+from bot.slack_standin_interactions import RESPONSE_URL_METHOD, Interactions, escape_command_text, sign
 from bot.slack_standin_model import CallRecord, JsonDict, Message, SentRequest, SlackFile, SlackResponse
 from bot.slack_standin_render import render_channel, render_ephemerals, render_new_since
-from bot.slack_standin_webapi import WebApi
+from bot.slack_standin_server import FORM, build_app
+from bot.slack_standin_webapi import UPLOAD_METHOD, WebApi
 from bot.slack_standin_workspace import ApiError, Workspace
 
 __all__ = ["ButtonNotFoundError", "CallRecord", "Message", "SlackFile", "SlackResponse", "SlackStandIn"]
 
-FORM = "application/x-www-form-urlencoded"
 ACK_DEADLINE = 3.0  # seconds Slack waits for the app's HTTP answer
+VERIFICATION_TOKEN = "standin-verification"  # noqa: S105 - the deprecated `token` field Slack still sends
 
 
 class ButtonNotFoundError(LookupError):
@@ -50,7 +51,11 @@ class ButtonNotFoundError(LookupError):
 
 
 class SlackStandIn:
-    """Slack for one workspace with one installed bot, on 127.0.0.1."""
+    """Slack for one workspace with one installed bot, on 127.0.0.1.
+
+    `ws` (state), `api` (Web API rules) and `interactions` (response URLs, payloads) are the layers behind
+    this facade, reachable for the unusual test; everyday use needs only the methods here.
+    """
 
     def __init__(
         self,
@@ -79,7 +84,7 @@ class SlackStandIn:
             clock=clock,
         )
         self.api = WebApi(self.ws)
-        self.interactions = Interactions(self.ws, self.api.faults, verification_token="standin-verification")  # noqa: S106
+        self.interactions = Interactions(self.ws, self.api.faults, verification_token=VERIFICATION_TOKEN)
         self._changed = asyncio.Event()
         self.ws.listeners.append(self._changed.set)
         self._runner: web.AppRunner | None = None
@@ -89,21 +94,14 @@ class SlackStandIn:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.add_routes(
-            [
-                web.route("*", "/api/{method}", self._handle_api),
-                web.post("/upload/v1/{key}", self._handle_upload),
-                web.get("/files/{file_id}/{name}", self._handle_file),
-                web.post(r"/{path:(commands|actions)/.+}", self._handle_response_url),
-            ]
-        )
+        app = build_app(self.api, self.interactions)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        bound = self._runner.addresses[0]
-        self._base_url = f"http://{bound[0]}:{bound[1]}/"
+        bound_host, bound_port = self._runner.addresses[0][:2]
+        netloc = f"[{bound_host}]" if ":" in bound_host else bound_host
+        self._base_url = f"http://{netloc}:{bound_port}/"
         self.ws.base_url = self._base_url
         self._session = aiohttp.ClientSession()
 
@@ -134,47 +132,6 @@ class SlackStandIn:
     def api_url(self) -> str:
         """What slack_sdk's `base_url` takes: `http://127.0.0.1:PORT/api/`."""
         return f"{self.base_url}api/"
-
-    # -- HTTP handlers -----------------------------------------------------------------------------
-
-    @staticmethod
-    def _to_response(reply: Reply) -> web.Response:
-        if isinstance(reply.body, dict):
-            return web.json_response(reply.body, status=reply.status, headers=reply.headers)
-        return web.Response(text=reply.body, status=reply.status, headers=reply.headers)
-
-    async def _handle_api(self, request: web.Request) -> web.Response:
-        args: JsonDict = dict(request.query)
-        if request.method == "POST" and request.can_read_body:
-            if request.content_type == "application/json":
-                try:
-                    body = await request.json()
-                except ValueError:
-                    return self._to_response(Reply.error("invalid_json"))
-                if not isinstance(body, dict):
-                    return self._to_response(Reply.error("invalid_json"))
-                args.update(body)
-            elif request.content_type in (FORM, "multipart/form-data"):
-                form = await request.post()
-                args.update({k: v for k, v in form.items() if isinstance(v, str)})
-        auth = request.headers.get("Authorization", "")
-        token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else None
-        token = token or (str(args["token"]) if args.get("token") else None)
-        return self._to_response(self.api.call(request.match_info["method"], args, token))
-
-    async def _handle_upload(self, request: web.Request) -> web.Response:
-        return self._to_response(self.api.receive_upload(request.match_info["key"], await request.read()))
-
-    async def _handle_file(self, request: web.Request) -> web.Response:
-        file = self.ws.files.get(request.match_info["file_id"])
-        if request.headers.get("Authorization") != f"Bearer {self.ws.bot_token}":
-            return web.Response(status=403, text="forbidden")
-        if file is None or file.name != request.match_info["name"]:
-            return web.Response(status=404, text="file not found")
-        return web.Response(body=file.content, content_type="text/plain")
-
-    async def _handle_response_url(self, request: web.Request) -> web.Response:
-        return self._to_response(self.interactions.respond(request.match_info["path"], await request.read()))
 
     # -- the workspace: directory, failures, records -------------------------------------------------
 
@@ -209,6 +166,9 @@ class SlackStandIn:
 
         `method` is a Web API method, "upload_url" (file bytes) or "response_url".
         """
+        known = {*self.api.methods, UPLOAD_METHOD, RESPONSE_URL_METHOD}
+        if method not in known:
+            raise ValueError(f"the stand-in does not serve {method!r}; known: {', '.join(sorted(known))}")
         self.api.faults.fail_next(method, status=status, retry_after=retry_after, times=times, error=error)
 
     def enforce_rate_limit(self, per_channel_per_second: float | None = 1.0, *, burst: int = 3) -> None:
@@ -328,15 +288,23 @@ class SlackStandIn:
             raise ValueError(f"not a Slack channel id: {channel!r}") from exc
 
     async def send_slash_command(
-        self, *, user: str, channel: str, text: str, command: str = "/defender"
+        self, *, user: str, channel: str, text: str, command: str = "/defender", linkify_domains: bool = False
     ) -> SlackResponse:
-        """Type `command text` as `user` in `channel`; the app's ack body is shown as Slack would."""
+        """Type `command text` as `user` in `channel`; the app's ack body is shown as Slack would.
+
+        Like Slack, the delivered text has `& < >` escaped; `linkify_domains` also wraps domain-like host
+        names as `<http://host.corp.example|host.corp.example>`, as Slack's link detection does.
+        """
         self._channel(channel)
         url = self.interactions.new_response_url(
             "command", channel=channel, user=user, echo=f"{command} {text}".strip()
         )
         body = self.interactions.slash_command_body(
-            user=user, channel=channel, text=text, command=command, url=url
+            user=user,
+            channel=channel,
+            text=escape_command_text(text, linkify_domains=linkify_domains),
+            command=command,
+            url=url,
         )
         response = await self.post_signed(body, kind="slash_command")
         self.interactions.apply_ack(url, response, command=command)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Literal
@@ -24,6 +25,19 @@ RESPONSE_URL_USES = 5
 RESPONSE_URL_LIFETIME = 30 * 60.0
 RESPONSE_URL_METHOD = "response_url"  # how response_url posts show in `calls` and `fail_next`
 TEAM_DOMAIN = "standin"
+
+
+_DOMAIN = re.compile(
+    r"(?<![\w<|/.@-])((?:[A-Za-z0-9-]+\.)+(?:com|net|org|io|dev|app|example|local|corp|internal|lan|test))(?![\w.-])"
+)
+
+
+def escape_command_text(text: str, *, linkify_domains: bool = False) -> str:
+    """Slash-command text as Slack delivers it: `& < >` escaped, and optionally domain names auto-linked."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if linkify_domains:
+        escaped = _DOMAIN.sub(lambda m: f"<http://{m.group(1)}|{m.group(1)}>", escaped)
+    return escaped
 
 
 def sign(secret: str, timestamp: int, body: str) -> str:
@@ -226,19 +240,17 @@ class Interactions:
     def apply_ack(self, url: ResponseUrl, response: SlackResponse, *, command: str | None) -> None:
         """What Slack shows for the app's HTTP answer: a command's ack body, or an error for the user."""
         failure = response.error or (None if response.status == 200 else "dispatch_failed")
-        if failure is not None:
-            if command is None:
+        try:
+            if failure is not None and command is None:
                 self.ws.warn(f"block_actions delivery failed: {failure} (HTTP {response.status})")
-            else:
+            elif failure is not None:
                 note = f'{command} failed with the error "{failure}"'
                 self.ws.post_ephemeral(url.channel, user=url.user, text=note, via="slack")
-            return
-        if command is None or not response.text.strip():
-            return  # Slack ignores ack bodies for block_actions
-        try:
-            if response.json is not None:
+            elif command is None or not response.text.strip():
+                return  # Slack ignores ack bodies for block_actions
+            elif response.json is not None:
                 self.apply(url, response.json)
             else:
                 self.ws.post_ephemeral(url.channel, user=url.user, text=response.text, via="ack")
         except ApiError as exc:
-            self.ws.warn(f"{command} ack body rejected: {exc.error}")
+            self.ws.warn(f"{command or 'block_actions'} answer could not be shown: {exc.error}")

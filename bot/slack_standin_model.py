@@ -151,8 +151,8 @@ class CallRecord:
 class SlackResponse:
     """What the app answered when the stand-in played Slack and POSTed to its request URL.
 
-    `error` carries what Slack would show the user when there was no usable answer: `operation_timeout`
-    (no reply within the ack deadline) or `dispatch_failed` (connection refused or a non-200 status).
+    `error` is set only when there was no answer at all, with the name Slack shows the user:
+    `operation_timeout` (nothing within the ack deadline) or `dispatch_failed` (could not connect).
     """
 
     status: int

@@ -63,7 +63,7 @@ class WebApi:
         self.faults = FaultPlan()
         self.rate_limiter: ChannelRateLimiter | None = None
         self._uploads: dict[str, _Upload] = {}  # upload key -> pending upload
-        self._methods: dict[str, Callable[[JsonDict], JsonDict]] = {
+        self.methods: dict[str, Callable[[JsonDict], JsonDict]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
@@ -82,7 +82,7 @@ class WebApi:
         return reply
 
     def _dispatch(self, method: str, args: JsonDict, token: str | None) -> Reply:
-        handler = self._methods.get(method)
+        handler = self.methods.get(method)
         if handler is None:
             return Reply.error("unknown_method", req_method=method)
         if not token:

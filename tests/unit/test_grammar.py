@@ -1,0 +1,138 @@
+"""Chat text as Slack really sends it, turned into words and typed requests."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent_bridge.commands import ScanCommand, ScanType
+from handlers import REGISTRY
+from handlers.errors import UnknownCommand, UsageError
+from handlers.grammar import decode_slack, normalise, tokenize
+from handlers.registry import BotQuery, HostAction
+
+
+@pytest.mark.parametrize(
+    ("raw", "decoded"),
+    [
+        pytest.param("scan <http://host42.corp.example|host42.corp.example>", "scan host42.corp.example", id="autolink"),
+        pytest.param("scan <http://host42.corp.example>", "scan http://host42.corp.example", id="bare-link"),
+        pytest.param("a &amp;&lt;b&gt;", "a &<b>", id="entities"),
+        pytest.param("&amp;lt;", "&lt;", id="entity-decoded-once"),
+        pytest.param("hi <@U123|alice> in <#C1|sec>", "hi @alice in #sec", id="mentions"),
+        pytest.param("<!here>", "@here", id="special"),
+    ],
+)
+def test_decode_slack(raw: str, decoded: str) -> None:
+    assert decode_slack(raw) == decoded
+
+
+@pytest.mark.parametrize(
+    ("raw", "normal"),
+    [
+        pytest.param("“C:\\a b”", '"C:\\a b"', id="smart-double"),
+        pytest.param("‘x’", "'x'", id="smart-single"),
+        pytest.param("scan h custom C:\\x —no-remediation", "scan h custom C:\\x --no-remediation", id="em-dash"),
+        pytest.param("a\u00a0b", "a b", id="nbsp"),
+        pytest.param("C:\\a–b", "C:\\a–b", id="dash-inside-a-word-stays"),
+        pytest.param("\u200bscan", "scan", id="zero-width"),
+    ],
+)
+def test_normalise(raw: str, normal: str) -> None:
+    assert normalise(raw) == normal
+
+
+def test_quotes_group_and_backslashes_stay() -> None:
+    words = tokenize('scan host42 custom "C:\\Program Files\\x.exe" --no-remediation')
+    assert words.words == ("scan", "host42", "custom", "C:\\Program Files\\x.exe", "--no-remediation")
+
+
+def test_reason_takes_the_rest_of_the_line() -> None:
+    words = tokenize('scan host42 full --reason user reported "weird popups" --timeout 3')
+    assert words.words == ("scan", "host42", "full")
+    assert words.reason == 'user reported "weird popups" --timeout 3'
+
+
+def test_reason_inside_quotes_is_just_text() -> None:
+    words = tokenize('scan host42 custom "C:\\--reason x"')
+    assert words.words[-1] == "C:\\--reason x" and words.reason is None
+
+
+@pytest.mark.parametrize("raw", ['scan host42 custom "C:\\x', "scan host42 --reason", "scan host42 --reason   "])
+def test_malformed_lines(raw: str) -> None:
+    with pytest.raises(UsageError):
+        tokenize(raw)
+
+
+def test_scan_forms() -> None:
+    request = REGISTRY.parse("scan HOST42")
+    assert request == HostAction("host42", ScanCommand(scan_type=ScanType.QUICK))
+    full = REGISTRY.parse("scan host42 full --timeout 3 --cpu-throttling --reason IR-1234")
+    assert isinstance(full, HostAction)
+    assert full.command.argv() == ["-Scan", "-ScanType", "2", "-Timeout", "3", "-CpuThrottling"]
+    assert full.reason == "IR-1234" and full.policy_name == "scan.full"
+
+
+def test_custom_scan_from_a_phone() -> None:
+    """Smart quotes, an em-dash and a Slack auto-link, all at once."""
+    request = REGISTRY.parse(
+        "scan <http://host42.corp.example|host42.corp.example> custom “C:\\Users\\Public\\my eicar.com” —no-remediation"
+    )
+    assert isinstance(request, HostAction)
+    assert request.host == "host42.corp.example"
+    assert request.command.argv() == [
+        "-Scan", "-ScanType", "3", "-File", "C:\\Users\\Public\\my eicar.com", "-DisableRemediation",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        pytest.param("scan", "Which host?", id="no-host"),
+        pytest.param("scan host42 fast", "`fast` is not a scan type", id="bad-type"),
+        pytest.param("scan host42 custom", "needs the file or folder", id="custom-no-path"),
+        pytest.param("scan host42 custom C:\\Program Files\\x", "Put quotes around a path with spaces", id="unquoted"),
+        pytest.param("scan host42 custom -DisableRemediation", "argument injection", id="inject-dash"),
+        pytest.param("scan host42 custom /DisableRemediation", "argument injection", id="inject-slash"),
+        pytest.param("scan host42 custom relative\\x", "not absolute", id="relative"),
+        pytest.param("scan host42 --timeout 31", "from 1 to 30", id="timeout-range"),
+        pytest.param("scan host42 --timeout", "needs a number of days", id="timeout-missing"),
+        pytest.param("scan host42 --timeout -1", "argument injection", id="timeout-negative"),
+        pytest.param("scan host42 --timout 3", "Did you mean `--timeout`?", id="flag-typo"),
+        pytest.param("scan host42 --no-remediation", "custom scans only", id="quick-no-remediation"),
+        pytest.param("scan host42 full --cpu-throttling --cpu-throttling", "given twice", id="twice"),
+        pytest.param("scan host;42", "not valid", id="bad-host"),
+        pytest.param("scan -host42", "argument injection", id="host-injection"),
+        pytest.param("scan host42 quick extra", "don't know what to do with `extra`", id="extra"),
+    ],
+)
+def test_scan_refusals_say_what_was_wrong_and_show_the_form(text: str, fragment: str) -> None:
+    with pytest.raises(UsageError) as info:
+        REGISTRY.parse(text)
+    assert fragment in info.value.message
+    assert "Usage: `/defender scan <host>" in info.value.message
+
+
+@pytest.mark.parametrize(("word", "suggestion"), [("sacn", "scan"), ("hlep", "help"), ("sca", "scan")])
+def test_did_you_mean(word: str, suggestion: str) -> None:
+    with pytest.raises(UnknownCommand) as info:
+        REGISTRY.parse(f"{word} host42")
+    assert f"Did you mean `{suggestion}`" in info.value.message
+
+
+def test_unknown_command_without_a_close_match() -> None:
+    with pytest.raises(UnknownCommand) as info:
+        REGISTRY.parse("xyzzy")
+    assert "/defender help" in info.value.message
+
+
+def test_empty_text_is_help() -> None:
+    assert REGISTRY.parse("   ") == BotQuery(name="help", policy_name="help")
+    assert REGISTRY.parse("help scan") == BotQuery(name="help", policy_name="help", argument="scan")
+
+
+def test_duplicate_names_fail_at_start_up() -> None:
+    from handlers import scan
+    from handlers.registry import Registry
+
+    with pytest.raises(ValueError, match="registered twice"):
+        Registry([scan.SPEC, scan.SPEC])

@@ -1,0 +1,134 @@
+"""Job states, legal transitions, the store's atomic changes and "one scan per host"."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from agent_bridge.commands import CancelCommand, ScanCommand, ScanType
+from bot.jobs import FINAL, TRANSITIONS, IllegalTransition, Job, JobState, check_transition, run_timeout
+from bot.store import Store
+from handlers.errors import AlreadyInProgress
+
+LEGAL = {(a, b) for a, targets in TRANSITIONS.items() for b in targets}
+
+
+@pytest.mark.parametrize(
+    ("current", "new"),
+    [pytest.param(a, b, id=f"{a.value}->{b.value}") for a, b in itertools.product(JobState, JobState)],
+)
+def test_transition_table(current: JobState, new: JobState) -> None:
+    if (current, new) in LEGAL:
+        check_transition(current, new)
+    else:
+        with pytest.raises(IllegalTransition):
+            check_transition(current, new)
+
+
+def test_final_states_go_nowhere() -> None:
+    for state in FINAL:
+        assert state not in TRANSITIONS
+
+
+def make_job(job_id: str = "j-0000000001", host: str = "host42", **changes: object) -> Job:
+    fields: dict[str, object] = {
+        "id": job_id,
+        "host": host,
+        "command": ScanCommand(),
+        "text": f"scan {host}",
+        "requester": "U0ALICE",
+        "channel": "C0SECOPS",
+        "reason": None,
+        "state": JobState.QUEUED,
+        "created_at": 100.0,
+        "updated_at": 100.0,
+        "expires_at": 3700.0,
+    }
+    fields.update(changes)
+    return Job(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "db.sqlite", clock=lambda: 200.0)
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def test_a_job_and_its_root_message_are_stored_together(store: Store) -> None:
+    store.create_job(make_job(), root={"text": "root"})
+    job = store.get("j-0000000001")
+    assert job is not None and job.state is JobState.QUEUED and job.command == ScanCommand()
+    (item,) = store.pending_outbox()
+    assert item.op == "root" and item.payload == {"text": "root"} and item.job_id == job.id
+    assert [e["detail"] for e in store.events(job.id)] == ["requested"]
+
+
+def test_one_scan_in_flight_per_host(store: Store) -> None:
+    store.create_job(make_job("j-0000000001"), root={"text": "a"})
+    with pytest.raises(AlreadyInProgress) as info:
+        store.create_job(make_job("j-0000000002", command=ScanCommand(scan_type=ScanType.FULL)), root={"text": "b"})
+    assert info.value.job_id == "j-0000000001"
+    assert "already in progress on host42: job `j-0000000001`" in info.value.message
+    assert store.get("j-0000000002") is None
+    assert len(store.pending_outbox()) == 1  # the refused job left no message behind
+    # Other hosts and non-scan commands are not blocked.
+    store.create_job(make_job("j-0000000003", host="host43"), root={"text": "c"})
+    store.create_job(make_job("j-0000000004", command=CancelCommand()), root={"text": "d"})
+    # Once the first scan ends, a new one may start.
+    store.transition("j-0000000001", JobState.RUNNING)
+    store.transition("j-0000000001", JobState.SUCCEEDED)
+    store.create_job(make_job("j-0000000005"), root={"text": "e"})
+
+
+def test_transitions_are_checked_and_recorded(store: Store) -> None:
+    store.create_job(make_job(), root={"text": "root"})
+    job = store.transition("j-0000000001", JobState.RUNNING, actor="host42", posts=[("reply", {"text": "running"})])
+    assert job is not None and job.state is JobState.RUNNING
+    with pytest.raises(IllegalTransition):
+        store.transition("j-0000000001", JobState.QUEUED)
+    store.transition("j-0000000001", JobState.SUCCEEDED, posts=[("reply", {"text": "done"}), ("update_root", {"text": "r"})])
+    with pytest.raises(IllegalTransition):
+        store.transition("j-0000000001", JobState.FAILED)
+    states = [e["state"] for e in store.events("j-0000000001")]
+    assert states == ["queued", "running", "succeeded"]
+    assert [i.op for i in store.pending_outbox()] == ["root", "reply", "reply", "update_root"]
+
+
+def test_a_failed_transition_writes_nothing(store: Store) -> None:
+    store.create_job(make_job(), root={"text": "root"})
+    with pytest.raises(IllegalTransition):
+        store.transition("j-0000000001", JobState.SUCCEEDED, posts=[("reply", {"text": "x"})])
+    assert [i.op for i in store.pending_outbox()] == ["root"]
+    assert store.get("j-0000000001").state is JobState.QUEUED  # type: ignore[union-attr]
+
+
+def test_root_ts_is_recorded_when_the_root_is_posted(store: Store) -> None:
+    store.create_job(make_job(), root={"text": "root"})
+    (item,) = store.pending_outbox()
+    store.outbox_done(item, ts="1700000000.000100")
+    assert store.root_ts("j-0000000001") == "1700000000.000100"
+    assert store.pending_outbox() == []
+
+
+def test_jobs_survive_reopening_the_database(tmp_path: Path) -> None:
+    first = Store(tmp_path / "db.sqlite")
+    long = ScanCommand.model_validate(
+        {"scan_type": "custom", "path": "C:\\" + "x" * 300}, context={"long_paths": True}
+    )
+    first.create_job(make_job(command=long), root={"text": "r"})
+    first.close()
+    second = Store(tmp_path / "db.sqlite")
+    job = second.get("j-0000000001")
+    assert job is not None and job.command.argv()[4].startswith("C:\\xxx")
+    assert [i.op for i in second.pending_outbox()] == ["root"]
+    second.close()
+
+
+def test_run_timeouts() -> None:
+    assert run_timeout(ScanCommand()) == 86400.0
+    assert run_timeout(ScanCommand(scan_type=ScanType.FULL)) == 7 * 86400.0
+    assert run_timeout(ScanCommand(timeout_days=2)) == 2 * 86400.0 + 600.0
+    assert run_timeout(CancelCommand()) == 300.0
