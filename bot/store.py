@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS job_events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id TEXT NOT NULL REFERENCES jobs(id),
     at REAL NOT NULL,
-    state TEXT NOT NULL,
+    state TEXT,
     actor TEXT,
     detail TEXT
 );

@@ -14,7 +14,9 @@ from handlers.registry import BotQuery, HostAction
 @pytest.mark.parametrize(
     ("raw", "decoded"),
     [
-        pytest.param("scan <http://host42.corp.example|host42.corp.example>", "scan host42.corp.example", id="autolink"),
+        pytest.param(
+            "scan <http://host42.corp.example|host42.corp.example>", "scan host42.corp.example", id="autolink"
+        ),
         pytest.param("scan <http://host42.corp.example>", "scan http://host42.corp.example", id="bare-link"),
         pytest.param("a &amp;&lt;b&gt;", "a &<b>", id="entities"),
         pytest.param("&amp;lt;", "&lt;", id="entity-decoded-once"),
@@ -31,7 +33,9 @@ def test_decode_slack(raw: str, decoded: str) -> None:
     [
         pytest.param("“C:\\a b”", '"C:\\a b"', id="smart-double"),
         pytest.param("‘x’", "'x'", id="smart-single"),
-        pytest.param("scan h custom C:\\x —no-remediation", "scan h custom C:\\x --no-remediation", id="em-dash"),
+        pytest.param(
+            "scan h custom C:\\x —no-remediation", "scan h custom C:\\x --no-remediation", id="em-dash"
+        ),
         pytest.param("a\u00a0b", "a b", id="nbsp"),
         pytest.param("C:\\a–b", "C:\\a–b", id="dash-inside-a-word-stays"),
         pytest.param("\u200bscan", "scan", id="zero-width"),
@@ -57,7 +61,9 @@ def test_reason_inside_quotes_is_just_text() -> None:
     assert words.words[-1] == "C:\\--reason x" and words.reason is None
 
 
-@pytest.mark.parametrize("raw", ['scan host42 custom "C:\\x', "scan host42 --reason", "scan host42 --reason   "])
+@pytest.mark.parametrize(
+    "raw", ['scan host42 custom "C:\\x', "scan host42 --reason", "scan host42 --reason   "]
+)
 def test_malformed_lines(raw: str) -> None:
     with pytest.raises(UsageError):
         tokenize(raw)
@@ -90,7 +96,9 @@ def test_custom_scan_from_a_phone() -> None:
         pytest.param("scan", "Which host?", id="no-host"),
         pytest.param("scan host42 fast", "`fast` is not a scan type", id="bad-type"),
         pytest.param("scan host42 custom", "needs the file or folder", id="custom-no-path"),
-        pytest.param("scan host42 custom C:\\Program Files\\x", "Put quotes around a path with spaces", id="unquoted"),
+        pytest.param(
+            "scan host42 custom C:\\Program Files\\x", "Put quotes around a path with spaces", id="unquoted"
+        ),
         pytest.param("scan host42 custom -DisableRemediation", "argument injection", id="inject-dash"),
         pytest.param("scan host42 custom /DisableRemediation", "argument injection", id="inject-slash"),
         pytest.param("scan host42 custom relative\\x", "not absolute", id="relative"),

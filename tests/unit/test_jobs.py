@@ -69,7 +69,9 @@ def test_a_job_and_its_root_message_are_stored_together(store: Store) -> None:
 def test_one_scan_in_flight_per_host(store: Store) -> None:
     store.create_job(make_job("j-0000000001"), root={"text": "a"})
     with pytest.raises(AlreadyInProgress) as info:
-        store.create_job(make_job("j-0000000002", command=ScanCommand(scan_type=ScanType.FULL)), root={"text": "b"})
+        store.create_job(
+            make_job("j-0000000002", command=ScanCommand(scan_type=ScanType.FULL)), root={"text": "b"}
+        )
     assert info.value.job_id == "j-0000000001"
     assert "already in progress on host42: job `j-0000000001`" in info.value.message
     assert store.get("j-0000000002") is None
@@ -85,11 +87,17 @@ def test_one_scan_in_flight_per_host(store: Store) -> None:
 
 def test_transitions_are_checked_and_recorded(store: Store) -> None:
     store.create_job(make_job(), root={"text": "root"})
-    job = store.transition("j-0000000001", JobState.RUNNING, actor="host42", posts=[("reply", {"text": "running"})])
+    job = store.transition(
+        "j-0000000001", JobState.RUNNING, actor="host42", posts=[("reply", {"text": "running"})]
+    )
     assert job is not None and job.state is JobState.RUNNING
     with pytest.raises(IllegalTransition):
         store.transition("j-0000000001", JobState.QUEUED)
-    store.transition("j-0000000001", JobState.SUCCEEDED, posts=[("reply", {"text": "done"}), ("update_root", {"text": "r"})])
+    store.transition(
+        "j-0000000001",
+        JobState.SUCCEEDED,
+        posts=[("reply", {"text": "done"}), ("update_root", {"text": "r"})],
+    )
     with pytest.raises(IllegalTransition):
         store.transition("j-0000000001", JobState.FAILED)
     states = [e["state"] for e in store.events("j-0000000001")]

@@ -78,7 +78,13 @@ def policy() -> Policy:
     ],
 )
 def test_authorize(
-    policy: Policy, user: str, groups: tuple[str, ...], command: str, host: str | None, channel: str, allowed: bool
+    policy: Policy,
+    user: str,
+    groups: tuple[str, ...],
+    command: str,
+    host: str | None,
+    channel: str,
+    allowed: bool,
 ) -> None:
     decision = authorize(policy, Principal(user, frozenset(groups)), command, host=host, channel=channel)
     assert decision.allowed is allowed, decision.reason
@@ -112,7 +118,9 @@ def test_approval_rules(policy: Policy) -> None:
 @pytest.mark.parametrize(
     ("mutation", "message"),
     [
-        pytest.param(("roles.responder.inherits", ["viewr"]), "'viewr', which is not a role", id="bad-inherit"),
+        pytest.param(
+            ("roles.responder.inherits", ["viewr"]), "'viewr', which is not a role", id="bad-inherit"
+        ),
         pytest.param(("grants.0.role", "responders"), "'responders' is not a role", id="bad-role"),
         pytest.param(("roles.viewer.commands", ["statuss"]), "did you mean 'status'", id="typo-command"),
         pytest.param(("grants.0.users", ["alice"]), "grants.0.users.0", id="user-name-not-id"),

@@ -71,7 +71,9 @@ def agent_for(
     )
 
 
-def pump(agent: AgentConnection, server: ServerConnection, now: float = 1.0) -> tuple[list[object], list[object]]:
+def pump(
+    agent: AgentConnection, server: ServerConnection, now: float = 1.0
+) -> tuple[list[object], list[object]]:
     """Exchange frames until both sides are quiet; return the events each side saw."""
     agent_events: list[object] = []
     server_events: list[object] = []
@@ -87,7 +89,9 @@ def pump(agent: AgentConnection, server: ServerConnection, now: float = 1.0) -> 
     return agent_events, server_events
 
 
-def test_enrollment_then_reconnect_with_the_pinned_key(bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey) -> None:
+def test_enrollment_then_reconnect_with_the_pinned_key(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey
+) -> None:
     keyring = FakeKeyRing()
     keyring.tokens["secret-1"] = "host42"
     fpr = keys.fingerprint(bot_key.public_key())
@@ -109,7 +113,9 @@ def test_enrollment_then_reconnect_with_the_pinned_key(bot_key: Ed25519PrivateKe
     assert events == [protocol.Authenticated("host42", INFO, enrolled=False)]
 
 
-def test_no_secret_crosses_the_wire_after_enrollment(bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey) -> None:
+def test_no_secret_crosses_the_wire_after_enrollment(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey
+) -> None:
     keyring = FakeKeyRing()
     keyring.keys["host42"] = keys.encode_public_key(agent_key.public_key())
     agent = agent_for(agent_key, pinned=keys.encode_public_key(bot_key.public_key()))
@@ -151,7 +157,9 @@ def test_replayed_authentication_is_refused(bot_key: Ed25519PrivateKey, agent_ke
     assert replay_target.state is State.CLOSED
 
 
-def test_forged_authentication_with_another_key_is_refused(bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey) -> None:
+def test_forged_authentication_with_another_key_is_refused(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey
+) -> None:
     keyring = FakeKeyRing()
     keyring.keys["host42"] = keys.encode_public_key(agent_key.public_key())
     impostor = agent_for(Ed25519PrivateKey.generate(), pinned=keys.encode_public_key(bot_key.public_key()))
@@ -160,7 +168,9 @@ def test_forged_authentication_with_another_key_is_refused(bot_key: Ed25519Priva
     assert events == [protocol.Closed("unknown or revoked agent key")]
 
 
-def test_a_reused_enrollment_token_is_refused(bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey) -> None:
+def test_a_reused_enrollment_token_is_refused(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey
+) -> None:
     keyring = FakeKeyRing()
     keyring.tokens["secret-1"] = "host42"
     fpr = keys.fingerprint(bot_key.public_key())
@@ -172,15 +182,21 @@ def test_a_reused_enrollment_token_is_refused(bot_key: Ed25519PrivateKey, agent_
     assert keyring.keys["host42"] == keys.encode_public_key(agent_key.public_key())
 
 
-def test_a_token_for_another_host_is_refused(bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey) -> None:
+def test_a_token_for_another_host_is_refused(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey
+) -> None:
     keyring = FakeKeyRing()
     keyring.tokens["secret-1"] = "host42"
-    agent = agent_for(agent_key, enrollment=("secret-1", keys.fingerprint(bot_key.public_key())), host="host43")
+    agent = agent_for(
+        agent_key, enrollment=("secret-1", keys.fingerprint(bot_key.public_key())), host="host43"
+    )
     _, events = pump(agent, server_for(keyring, bot_key))
     assert events == [protocol.Closed("enrollment refused: unknown enrollment token")]
 
 
-def test_agent_refuses_a_server_that_is_not_its_bot(bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey) -> None:
+def test_agent_refuses_a_server_that_is_not_its_bot(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey
+) -> None:
     keyring = FakeKeyRing()
     keyring.tokens["secret-1"] = "host42"
     other_bot = Ed25519PrivateKey.generate()
@@ -271,7 +287,9 @@ def test_a_steady_rate_is_not_a_flood(bot_key: Ed25519PrivateKey, agent_key: Ed2
         assert server.receive(heartbeat, i * 0.2) == [protocol.HeartbeatReceived(None)]
 
 
-def test_hello_after_authentication_is_a_violation(bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey) -> None:
+def test_hello_after_authentication_is_a_violation(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey
+) -> None:
     keyring = FakeKeyRing()
     keyring.keys["host42"] = keys.encode_public_key(agent_key.public_key())
     agent = agent_for(agent_key, pinned=keys.encode_public_key(bot_key.public_key()))
@@ -301,7 +319,10 @@ def test_jobs_and_acks_flow_only_when_ready(bot_key: Ed25519PrivateKey, agent_ke
     events: list[object] = []
     for frame in server.data_to_send():
         events += agent.receive(frame)
-    assert events == [protocol.JobReceived(wire.Job(envelope="{}", signature="AA")), protocol.ResultAcked("j-0123456789")]
+    assert events == [
+        protocol.JobReceived(wire.Job(envelope="{}", signature="AA")),
+        protocol.ResultAcked("j-0123456789"),
+    ]
 
 
 def test_agent_needs_a_pin_or_a_token(agent_key: Ed25519PrivateKey) -> None:

@@ -83,12 +83,14 @@ def test_bad_hex_masks(raw: str) -> None:
         values.check_hex_mask(raw, what="level", maximum=0x3F)
 
 
-@pytest.mark.parametrize("name", ["Virus:DOS/EICAR_Test_File", "Backdoor:Win32/Dirtelti!ml", "Trojan:Win32/Wacatac.B!ml"])
+@pytest.mark.parametrize(
+    "name", ["Virus:DOS/EICAR_Test_File", "Backdoor:Win32/Dirtelti!ml", "Trojan:Win32/Wacatac.B!ml"]
+)
 def test_threat_names(name: str) -> None:
     assert values.check_threat_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["-All", "/All", "Virus EICAR", "a\"b", ""])
+@pytest.mark.parametrize("name", ["-All", "/All", "Virus EICAR", 'a"b', ""])
 def test_bad_threat_names(name: str) -> None:
     with pytest.raises(ValueError):
         values.check_threat_name(name)

@@ -1,0 +1,105 @@
+"""Slash commands through bolt's real dispatch: signed requests, the ack, the root message, refusals."""
+
+from __future__ import annotations
+
+import time
+
+from bot.runtime import BotRuntime, Endpoints
+from bot.slack_standin import SlackStandIn
+from tests.conftest import ALICE, CHANNEL, EVE, OTHER_CHANNEL
+
+Bot = tuple[BotRuntime, Endpoints]
+
+
+async def test_a_signed_scan_is_acknowledged_and_gets_a_root_message_and_thread(
+    standin: SlackStandIn, bot: Bot
+) -> None:
+    runtime, _ = bot
+    response = await standin.send_slash_command(user=ALICE, channel=CHANNEL, text="scan host42 full")
+    assert response.ok
+    assert response.json is not None and response.json["response_type"] == "ephemeral"
+    assert "Accepted as job `j-" in response.json["text"]
+
+    (root,) = await standin.wait_for_messages(CHANNEL, 1)
+    assert "<@U0ALICE> asked for `scan host42 full` on *host42*" in root.blocks[0]["text"]["text"]
+    (job,) = runtime.store.jobs()
+    assert job.id in root.blocks[1]["elements"][0]["text"]
+    # host42 has no agent: the thread says the job waits for it.
+    (reply,) = await standin.wait_for_reply_count(CHANNEL, root.ts, 1)
+    assert "host42* is not connected" in reply.text
+    assert standin.warnings == []
+
+
+async def test_forged_and_stale_requests_get_401_and_nothing_happens(standin: SlackStandIn, bot: Bot) -> None:
+    runtime, _ = bot
+    body = "command=%2Fdefender&text=scan+host42&user_id=U0ALICE&channel_id=C0SECOPS"
+    forged = await standin.post_signed(body, secret="not-the-secret")
+    assert forged.status == 401
+    stale = await standin.post_signed(body, timestamp=int(time.time()) - 6 * 60)
+    assert stale.status == 401
+    tampered_signature = await standin.post_signed(body, signature="v0=" + "0" * 64)
+    assert tampered_signature.status == 401
+    assert runtime.store.jobs() == []
+    assert standin.history(CHANNEL) == []
+
+
+async def test_a_user_without_a_grant_is_refused_privately_and_nothing_runs(
+    standin: SlackStandIn, bot: Bot
+) -> None:
+    runtime, _ = bot
+    response = await standin.send_slash_command(user=EVE, channel=CHANNEL, text="scan host42")
+    assert response.ok and response.json is not None
+    assert response.json["response_type"] == "ephemeral"
+    assert "Not allowed: no grant lets you run `scan.quick`" in response.json["text"]
+    assert runtime.store.jobs() == []
+    assert standin.history(CHANNEL) == []
+
+
+async def test_a_grant_for_another_channel_does_not_count(standin: SlackStandIn, bot: Bot) -> None:
+    runtime, _ = bot
+    response = await standin.send_slash_command(user=ALICE, channel=OTHER_CHANNEL, text="scan host42")
+    assert response.json is not None and "does not cover this channel" in response.json["text"]
+    assert runtime.store.jobs() == []
+
+
+async def test_bad_arguments_are_explained_with_the_right_form(standin: SlackStandIn, bot: Bot) -> None:
+    response = await standin.send_slash_command(user=ALICE, channel=CHANNEL, text="scan host42 custom -File")
+    assert response.json is not None
+    text = response.json["text"]
+    assert "argument injection" in text and "Usage: `/defender scan <host>" in text
+
+
+async def test_unknown_command_gets_did_you_mean(standin: SlackStandIn, bot: Bot) -> None:
+    response = await standin.send_slash_command(user=ALICE, channel=CHANNEL, text="sacn host42")
+    assert response.json is not None and "Did you mean `scan`?" in response.json["text"]
+
+
+async def test_help_lists_only_what_the_user_may_run(standin: SlackStandIn, bot: Bot) -> None:
+    alice = await standin.send_slash_command(user=ALICE, channel=CHANNEL, text="help")
+    eve = await standin.send_slash_command(user=EVE, channel=CHANNEL, text="help")
+    assert alice.json is not None and eve.json is not None
+    alice_text = str(alice.json["blocks"])
+    eve_text = str(eve.json["blocks"])
+    assert "/defender scan <host>" in alice_text
+    assert "/defender scan <host>" not in eve_text and "ask a fleet admin" in eve_text
+
+
+async def test_a_429_on_the_first_post_still_gives_exactly_one_message(
+    standin: SlackStandIn, bot: Bot
+) -> None:
+    standin.fail_next("chat.postMessage", status=429, retry_after=0)
+    await standin.send_slash_command(user=ALICE, channel=CHANNEL, text="scan host42")
+    (root,) = await standin.wait_for_messages(CHANNEL, 1)
+    await standin.wait_for_reply_count(CHANNEL, root.ts, 1)
+    posts = standin.calls_to("chat.postMessage")
+    assert [call.status for call in posts[:2]] == [429, 200]
+    assert len(standin.history(CHANNEL)) == 1
+
+
+async def test_a_500_is_retried_with_backoff(standin: SlackStandIn, bot: Bot) -> None:
+    standin.fail_next("chat.postMessage", status=500, times=2)
+    await standin.send_slash_command(user=ALICE, channel=CHANNEL, text="scan host42")
+    (root,) = await standin.wait_for_messages(CHANNEL, 1)
+    assert [c.status for c in standin.calls_to("chat.postMessage")][:3] == [500, 500, 200]
+    assert len(standin.history(CHANNEL)) == 1
+    assert root.thread_ts is None
