@@ -62,7 +62,7 @@ def render_result(
             blocks += renderer(outcome.report)
     if outcome.error is not None:
         blocks += render_error(outcome.error)
-    exit_code = "—" if result.exit_code is None or result.exit_code < 0 else f"{result.exit_code:#x}"
+    exit_code = _exit_code(result.exit_code)
     blocks.append(context(f"`{result.job_id}` on {host} · {result.status} · exit {exit_code} · {took:.1f}s"))
     raw = result.output_tail
     attachment_needed = len(raw) > OUTPUT_PREVIEW or result.output_truncated
@@ -80,3 +80,10 @@ def render_result(
         )
         return Rendered(rendered.text, blocks, Attachment(filename, header + raw, title=filename))
     return fit(rendered, raw=raw, filename=filename)
+
+
+def _exit_code(code: int | None) -> str:
+    """Small codes read as numbers; HRESULT-sized ones (from -ReturnHR) as hex."""
+    if code is None or code < 0:
+        return "—"
+    return str(code) if code < 256 else f"0x{code:08X}"

@@ -72,13 +72,12 @@ SPEC = CommandSpec(
 
 
 def render(report: ScanReport) -> list[Block]:
-    target = f" of `{escape(report.target)}`" if report.target else ""
-    if report.outcome == "clean":
-        return [section(f":white_check_mark: No threats found{target}.")]
+    """Details under the result's headline (which already carries the summary)."""
+    target = f" in `{escape(report.target)}`" if report.target else ""
     if report.outcome == "skipped":
-        return [section(f":fast_forward: The scan{target} was skipped: the path is excluded from scanning.")]
-    if report.outcome == "failed":
-        return [section(f":x: The scan{target} did not complete.")]
+        return [section("Defender skipped the path: it is excluded from scanning (see `exclusion`).")]
+    if report.outcome != "threats":
+        return []
     count = report.threats_found or len(report.detections)
     noun = "threat" if count == 1 else "threats"
     blocks = [section(f":rotating_light: *{count} {noun} found*{target}.")]
