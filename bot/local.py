@@ -27,7 +27,7 @@ from bot.settings import Settings
 from bot.slack_standin import SlackStandIn
 from bot.slack_standin_model import SlackResponse
 
-BOT_TOKEN = "xoxb-local-standin"
+BOT_TOKEN = "xoxb-local-standin"  # noqa: S105 - the stand-in's token, not a secret
 SIM_STATE_ENV = "DEFENDER_SIM_STATE"
 
 

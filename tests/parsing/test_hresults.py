@@ -266,39 +266,3 @@ def test_not_found_names_the_path_and_the_flag() -> None:
     assert r"C:\Program Files\Windows Defender\MpCmdRun.exe" in info.cause
     assert "--mpcmdrun" in info.remedy
     assert hresults.not_found(None).cause.startswith("The agent could not start MpCmdRun.exe:")
-
-
-@pytest.mark.parametrize(
-    ("code", "title", "hresult"),
-    [
-        pytest.param(2, "MpCmdRun exited with code 2", None, id="two-is-ambiguous"),
-        pytest.param(1, "MpCmdRun exited with code 1", None, id="one"),
-        pytest.param(-1, "MpCmdRun was killed", None, id="killed"),
-        pytest.param(
-            0x80508023, "The path does not exist or could not be scanned", "0x80508023", id="returnhr"
-        ),
-    ],
-)
-def test_exit_code_explanations(code: int, title: str, hresult: str | None) -> None:
-    info = hresults.exit_code(code)
-
-    assert info.title == title
-    assert info.hresult == hresult
-    assert info.remedy
-
-
-def test_exit_code_two_says_threats_or_error() -> None:
-    assert "threats that need action, or an error" in hresults.exit_code(2).cause
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [
-        pytest.param(7, "7s", id="seconds"),
-        pytest.param(125, "2m 5s", id="minutes"),
-        pytest.param(7260, "2h 1m", id="hours"),
-    ],
-)
-def test_describe_duration(seconds: float, text: str) -> None:
-    assert hresults.describe_duration(seconds) == text
-    assert text in hresults.timed_out(seconds).cause

@@ -33,7 +33,14 @@ from agent_bridge.commands import (
     UpdateSource,
 )
 from agent_bridge.mpcmdrun_output import interpret
-from agent_bridge.mpcmdrun_output_text import MAX_SUMMARY, iso_date
+from agent_bridge.mpcmdrun_output_text import (
+    MAX_SUMMARY,
+    describe_duration,
+    disabled_error,
+    exit_code_error,
+    iso_date,
+    timeout_error,
+)
 from agent_bridge.reports import (
     CancelReport,
     Detection,
@@ -290,7 +297,7 @@ SCAN_CASES = [
         wire("WARN: Product/Feature disabled\n", 2),
         failed(
             "Defender disabled (Product/Feature disabled)",
-            hresults.feature_disabled(),
+            disabled_error(),
             ScanReport(outcome="failed"),
         ),
         id="obs-product-feature-disabled-exit-2-is-not-threats",
@@ -351,19 +358,19 @@ SCAN_CASES = [
     pytest.param(
         FULL,
         wire("something else entirely\n", 3),
-        failed("Full scan failed (exit code 3)", hresults.exit_code(3)),
+        failed("Full scan failed (exit code 3)", exit_code_error(3)),
         id="unrecognised-non-zero-exit-explained",
     ),
     pytest.param(
         QUICK,
         RunResult(exit_code=-1, output="Scan starting...\n"),
-        failed("Quick scan was killed before it finished", hresults.exit_code(-1)),
+        failed("Quick scan was killed before it finished", exit_code_error(-1)),
         id="killed",
     ),
     pytest.param(
         FULL,
         RunResult(exit_code=-1, output="Scan starting...\n", timed_out=True, duration=7200.0),
-        failed("Full scan timed out after 2h 0m (agent time limit)", hresults.timed_out(7200.0)),
+        failed("Full scan timed out after 2h 0m (agent time limit)", timeout_error(7200.0)),
         id="timed-out",
     ),
     pytest.param(
@@ -1070,6 +1077,42 @@ def test_powershell_commands_are_refused(command: AgentCommand) -> None:
 )
 def test_iso_date(printed: str, iso: str | None) -> None:
     assert iso_date(printed) == iso
+
+
+@pytest.mark.parametrize(
+    ("code", "title", "hresult"),
+    [
+        pytest.param(2, "MpCmdRun exited with code 2", None, id="two-is-ambiguous"),
+        pytest.param(1, "MpCmdRun exited with code 1", None, id="one"),
+        pytest.param(-1, "MpCmdRun was killed", None, id="killed"),
+        pytest.param(
+            0x80508023, "The path does not exist or could not be scanned", "0x80508023", id="returnhr"
+        ),
+    ],
+)
+def test_exit_code_explanations(code: int, title: str, hresult: str | None) -> None:
+    info = exit_code_error(code)
+
+    assert info.title == title
+    assert info.hresult == hresult
+    assert info.remedy
+
+
+def test_exit_code_two_says_threats_or_error() -> None:
+    assert "threats that need action, or an error" in exit_code_error(2).cause
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        pytest.param(7, "7s", id="seconds"),
+        pytest.param(125, "2m 5s", id="minutes"),
+        pytest.param(7260, "2h 1m", id="hours"),
+    ],
+)
+def test_describe_duration(seconds: float, text: str) -> None:
+    assert describe_duration(seconds) == text
+    assert text in timeout_error(seconds).cause
 
 
 ALL_COMMANDS = [

@@ -1176,7 +1176,7 @@ def test_relative_root_is_relative_to_the_state_file(host: Host) -> None:
 def test_each_run_appends_to_mpcmdrun_log_in_the_sandbox(host: Host) -> None:
     host.run("-Scan", "-ScanType", "3", "-File", "C:\\missing")
     host.run("-Scan", "-ScanType", "9")
-    log = host.path(LOG).read_text(encoding="utf-8").split("\r\n")
+    log = host.path(LOG).read_bytes().decode("utf-8").split("\r\n")
     assert (
         'MpCmdRun: Command Line: "C:\\ProgramData\\Microsoft\\Windows Defender\\Platform\\4.18.2106.6-0\\MpCmdRun.exe"'
         " -Scan -ScanType 3 -File C:\\missing"
