@@ -77,3 +77,10 @@ async def bot(tmp_path: Path, standin: SlackStandIn) -> AsyncIterator[tuple[BotR
         yield runtime, endpoints
     finally:
         await runtime.stop()
+
+
+def shown(message: object) -> str:
+    """What Slack would show of a message's blocks, as plain text (for assertions)."""
+    from bot.slack_standin_blocks import blocks_to_lines
+
+    return "\n".join(blocks_to_lines(message.blocks))  # type: ignore[attr-defined]

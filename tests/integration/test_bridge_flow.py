@@ -12,7 +12,7 @@ from agent_bridge.runner import RunResult
 from bot.jobs import JobState
 from bot.runtime import BotRuntime, Endpoints
 from bot.slack_standin import SlackStandIn
-from tests.conftest import ALICE, CHANNEL
+from tests.conftest import ALICE, CHANNEL, shown
 from tests.fakes import CLEAN_CUSTOM, EICAR_LIST, FakeRunner
 
 Bot = tuple[BotRuntime, Endpoints]
@@ -53,29 +53,47 @@ def answer(template: str, exit_code: int = 0) -> FakeRunner:
     return FakeRunner(respond)
 
 
-async def test_a_custom_scan_result_lands_in_the_thread(standin: SlackStandIn, bot: Bot, tmp_path: Path) -> None:
+async def test_a_custom_scan_result_lands_in_the_thread(
+    standin: SlackStandIn, bot: Bot, tmp_path: Path
+) -> None:
     runner = answer(EICAR_LIST, exit_code=2)
     async with agent_running(bot, tmp_path, runner):
         await standin.send_slash_command(
-            user=ALICE, channel=CHANNEL, text='scan host42 custom "C:\\Users\\Public\\eicar.com" --no-remediation'
+            user=ALICE,
+            channel=CHANNEL,
+            text='scan host42 custom "C:\\Users\\Public\\eicar.com" --no-remediation',
         )
         (root,) = await standin.wait_for_messages(CHANNEL, 1)
         replies = await standin.wait_for_reply_count(CHANNEL, root.ts, 3)
     assert runner.calls == [
-        ["/opt/fake/MpCmdRun.exe", "-Scan", "-ScanType", "3", "-File", "C:\\Users\\Public\\eicar.com", "-DisableRemediation"]
+        [
+            "/opt/fake/MpCmdRun.exe",
+            "-Scan",
+            "-ScanType",
+            "3",
+            "-File",
+            "C:\\Users\\Public\\eicar.com",
+            "-DisableRemediation",
+        ]
     ]
     dispatched, running, result = replies
     assert "Sent to *host42*" in dispatched.text
     assert "Running on *host42*" in running.text
     assert "1 threat" in result.text
-    assert "Virus:DOS/EICAR_Test_File" in str(result.blocks)
+    assert "Virus:DOS/EICAR_Test_File" in shown(result)
     runtime, _ = bot
     (job,) = runtime.store.jobs()
     assert job.state is JobState.SUCCEEDED  # the scan worked; what it found is in the report
     assert job.result is not None and job.result.outcome.report is not None
-    await standin.wait_for(lambda: "succeeded" in root_text(standin, root.ts), description="final root status")
+    await standin.wait_for(
+        lambda: "succeeded" in root_text(standin, root.ts), description="final root status"
+    )
     assert "1 threat found" in root_text(standin, root.ts)
-    assert [e["state"] for e in runtime.store.events(job.id) if e["state"]] == ["queued", "running", "succeeded"]
+    assert [e["state"] for e in runtime.store.events(job.id) if e["state"]] == [
+        "queued",
+        "running",
+        "succeeded",
+    ]
 
 
 def root_text(standin: SlackStandIn, ts: str) -> str:

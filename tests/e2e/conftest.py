@@ -1,0 +1,114 @@
+"""An end-to-end deployment for the whole module: `defender-bot serve` and `defender-agent` as real
+processes, the MpCmdRun simulator under the agents, and the Slack stand-in in the test process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from bot.local import SimulatedHost
+from bot.slack_standin import SlackStandIn
+from tests.conftest import ALICE, BOB, CHANNEL, EVE, OTHER_CHANNEL, POLICY, SECRET, TOKEN
+from tests.e2e.processes import BIN, Process
+
+EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
+HOSTS = [
+    SimulatedHost(
+        name="host42",
+        files={
+            "C:\\Users\\Public\\eicar.com": EICAR,
+            "C:\\Users\\Public\\clean.txt": b"nothing to see\r\n",
+        },
+    ),
+    SimulatedHost(name="host43", state={"service": "disabled"}),
+]
+
+
+@dataclass
+class Deployment:
+    standin: SlackStandIn
+    bot: Process
+    data_dir: Path
+    workdir: Path
+    env: dict[str, str]
+    agent_url: str
+    agents: dict[str, Process] = field(default_factory=dict)
+    sandboxes: dict[str, Path] = field(default_factory=dict)
+
+    async def enroll(self, host: str) -> str:
+        proc = await Process.start("enroll", [str(BIN / "defender-bot"), "enroll", host], env=self.env)
+        assert await proc.exited() == 0, proc.output()
+        match = await proc.wait_for_line(r"^(dfe1\.\S+)$")
+        return match.group(1)
+
+    async def start_agent(self, host: SimulatedHost) -> Process:
+        directory = self.workdir / "hosts" / host.name
+        state_path = host.write(directory)
+        self.sandboxes[host.name] = directory / "fs"
+        token = await self.enroll(host.name)
+        agent = await Process.start(
+            f"agent {host.name}",
+            [
+                str(BIN / "defender-agent"),
+                "--server", self.agent_url,
+                "--id", host.name,
+                "--state-dir", str(directory / "agent"),
+                "--enroll-token", token,
+                "--mpcmdrun", str(BIN / "defender-mpcmdrun-sim"),
+                "--powershell", str(BIN / "defender-powershell-sim"),
+            ],
+            env={"DEFENDER_SIM_STATE": str(state_path)},
+        )  # fmt: skip
+        self.agents[host.name] = agent
+        await self.bot.wait_for_line(rf"agent {host.name} online")
+        return agent
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def deployment(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Deployment]:
+    workdir = tmp_path_factory.mktemp("e2e")
+    async with SlackStandIn(signing_secret=SECRET, bot_token=TOKEN) as standin:
+        for user, name in ((ALICE, "alice"), (BOB, "bob"), (EVE, "eve")):
+            standin.add_user(user, name)
+        standin.add_channel(CHANNEL, "secops")
+        standin.add_channel(OTHER_CHANNEL, "random")
+        policy = workdir / "policy.toml"
+        policy.write_text(POLICY)
+        env = {
+            "SLACK_BOT_TOKEN": TOKEN,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": standin.api_url,
+            "DEFENDER_POLICY": str(policy),
+            "DEFENDER_DATA_DIR": str(workdir / "data"),
+            "DEFENDER_HTTP_PORT": "0",
+            "DEFENDER_BRIDGE_PORT": "0",
+            "DEFENDER_SLACK_BURST": "20",  # many tests share one channel; pacing has its own tests
+        }
+        bot = await Process.start("bot", [str(BIN / "defender-bot"), "serve"], env=env)
+        try:
+            ready = await bot.wait_for_line(r"ready; Slack requests at (\S+), agents at (\S+)")
+            standin.set_request_url(ready.group(1))
+            deployment = Deployment(standin, bot, workdir / "data", workdir, env, ready.group(2))
+            for host in HOSTS:
+                await deployment.start_agent(host)
+            yield deployment
+        finally:
+            for agent in deployment.agents.values() if "deployment" in locals() else ():
+                await agent.stop()
+            await bot.stop()
+
+
+def sim_log(deployment: Deployment, host: str) -> str:
+    """What MpCmdRun (the simulator) logged on the host: empty if it never ran."""
+    logs = list(deployment.sandboxes[host].rglob("MpCmdRun.log"))
+    return "\n".join(p.read_text(errors="replace") for p in logs)
+
+
+def state_of(deployment: Deployment, host: str) -> dict[str, object]:
+    return json.loads((deployment.workdir / "hosts" / host / "state.json").read_text())  # type: ignore[no-any-return]
