@@ -90,7 +90,7 @@ async def test_a_429_on_the_first_post_gives_exactly_one_message(deployment: Dep
     standin.fail_next("chat.postMessage", status=429, retry_after=1)
     calls_before = len(standin.calls_to("chat.postMessage"))
     before = len(standin.history(CHANNEL))
-    root, (_, _, result) = await run(
+    _root, (_, _, result) = await run(
         deployment, ALICE, 'scan host42 custom "C:\\Users\\Public\\clean.txt"', 3
     )
     assert "No threats found" in result.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,9 +52,9 @@ def make_job(job_id: str = "j-0000000001", host: str = "host42", **changes: obje
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
+def store(tmp_path: Path) -> Iterator[Store]:
     s = Store(tmp_path / "db.sqlite", clock=lambda: 200.0)
-    yield s  # type: ignore[misc]
+    yield s
     s.close()
 
 
