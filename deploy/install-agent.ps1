@@ -1,0 +1,26 @@
+# Install the Defender ChatOps agent on a Windows host as a scheduled task that runs as SYSTEM at boot.
+# Run in an elevated PowerShell. Needs Python 3.11+ on PATH. Usage:
+#   .\install-agent.ps1 -Server wss://bot.example:8765/agent -HostId host42 -EnrollToken dfe1....
+param(
+    [Parameter(Mandatory)] [string] $Server,
+    [Parameter(Mandatory)] [string] $HostId,
+    [Parameter(Mandatory)] [string] $EnrollToken,
+    [string] $Wheel = "defender_chatops-0.1.0-py3-none-any.whl",
+    [string] $Root = "$env:ProgramData\DefenderChatOps"
+)
+$ErrorActionPreference = "Stop"
+New-Item -ItemType Directory -Force -Path $Root | Out-Null
+# The state directory holds the agent's private key: SYSTEM and Administrators only.
+icacls $Root /inheritance:r /grant:r "SYSTEM:(OI)(CI)F" "Administrators:(OI)(CI)F" | Out-Null
+python -m venv "$Root\venv"
+& "$Root\venv\Scripts\pip.exe" install --quiet $Wheel
+$agent = "$Root\venv\Scripts\defender-agent.exe"
+# First start enrolls (the token is single-use and expires); later starts use the pinned keys.
+& $agent --server $Server --id $HostId --state-dir "$Root\state" --enroll-token $EnrollToken --enroll-only
+$action = New-ScheduledTaskAction -Execute $agent -Argument "--server $Server --id $HostId --state-dir `"$Root\state`""
+$trigger = New-ScheduledTaskTrigger -AtStartup
+$settings = New-ScheduledTaskSettingsSet -RestartCount 999 -RestartInterval (New-TimeSpan -Minutes 1) -ExecutionTimeLimit 0
+Register-ScheduledTask -TaskName "DefenderChatOpsAgent" -Action $action -Trigger $trigger -Settings $settings `
+    -User "SYSTEM" -RunLevel Highest -Force | Out-Null
+Start-ScheduledTask -TaskName "DefenderChatOpsAgent"
+Write-Host "Agent for $HostId installed and started."
