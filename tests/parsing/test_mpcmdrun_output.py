@@ -716,6 +716,31 @@ RESTORE_CASES = [
     ),
     pytest.param(
         RESTORE_NAME,
+        wire(
+            "Restoring the following quarantined items:\n\nThreatName = Backdoor:Win32/Dirtelti!ml\n"
+            "   ERROR - file:C:\\x\\cute.md quarantined at 3/10/2021 9:59:40 AM (UTC) cannot be restored. "
+            "Error code = 0x80508014\n"
+            f"CmdTool: Failed with hr = 0x80508014. Check {LOG} for more information\n",
+            2,
+        ),
+        failed(
+            "Restore failed (0x80508014)",
+            explained(0x80508014),
+            RestoreReport(
+                files=(
+                    RestoredFile(
+                        threat="Backdoor:Win32/Dirtelti!ml",
+                        path=r"C:\x\cute.md",
+                        restored=False,
+                        hresult="0x80508014",
+                    ),
+                )
+            ),
+        ),
+        id="error-line-with-quarantine-date",
+    ),
+    pytest.param(
+        RESTORE_NAME,
         wire(f"CmdTool: Failed with hr = 0x80508019. Check {LOG} for more information\n", 2),
         failed("Not found (0x80508019)", explained(0x80508019)),
         id="derived-no-such-threat",
