@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated commands this host accepts (default: all), e.g. scan,cancel,status,threats",
     )
     parser.add_argument("--insecure", action="store_true", help="allow plain ws:// to a non-loopback server")
+    parser.add_argument(
+        "--enroll-only", action="store_true", help="enroll with --enroll-token, then exit (for installers)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -63,16 +66,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (AgentConfigError, ValueError, PermissionError) as exc:
         print(f"defender-agent: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(_run(agent))
+    return asyncio.run(_run(agent, enroll_only=args.enroll_only))
 
 
-async def _run(agent: Agent) -> int:
+async def _run(agent: Agent, *, enroll_only: bool = False) -> int:
     stop = asyncio.Event()
+    if enroll_only:
+        connected = asyncio.ensure_future(agent.connected.wait())
+        connected.add_done_callback(lambda _: stop.set())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # Windows: Ctrl+C still raises KeyboardInterrupt
             loop.add_signal_handler(sig, stop.set)
     try:
+        if enroll_only:
+            reason, ready = await agent.connect_once(stop)
+            if not ready:
+                print(f"defender-agent: enrollment failed: {reason}", file=sys.stderr)
+                return 1
+            print("defender-agent: enrolled; start it again without --enroll-token", file=sys.stderr)
+            return 0
         await agent.run(stop)
     except AgentConfigError as exc:
         print(f"defender-agent: {exc}", file=sys.stderr)
