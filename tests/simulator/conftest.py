@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.simulator.mpcmdrun_host import Host, wait_until
+from tests.simulator.mpcmdrun_host import Host, wait_for_line
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def long_scan(host: Host) -> Iterator[subprocess.Popen[bytes]]:
     host.configure(scan_seconds=60)
     proc = host.start("-Scan", "-ScanType", "1")
     try:
-        wait_until(host.scan_record.exists, "the scan's running record")
+        wait_for_line(proc, "Scan starting...")
         yield proc
     finally:
         if proc.poll() is None:

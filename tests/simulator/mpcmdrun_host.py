@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,13 +57,22 @@ class Result:
         return text.split("\r\n")[:-1]
 
 
-def wait_until(condition: Callable[[], bool], what: str, *, timeout: float = 10.0) -> None:
-    """Poll a condition another process will make true; bounded so a bug fails instead of hanging."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
+_already_read: dict[int, bytes] = {}
+
+
+def wait_for_line(proc: subprocess.Popen[bytes], expected: str, *, timeout: float = 10.0) -> None:
+    """Block until the process prints ``expected`` as its next line.
+
+    The simulator prints "Scan starting..." only after its running record is written, and "Cancelling
+    the running scan..." only after the cancel request is, so reading the line is waiting for the event.
+    """
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not ready:
+        pytest.fail(f"timed out waiting for {expected!r}")
+    line = proc.stdout.readline()
+    assert line == expected.encode() + b"\r\n", line
+    _already_read[proc.pid] = _already_read.get(proc.pid, b"") + line
 
 
 class Host:
@@ -134,4 +142,4 @@ class Host:
 
 def output_of(proc: subprocess.Popen[bytes]) -> Result:
     out, _ = proc.communicate(timeout=20)
-    return Result(proc.returncode, out)
+    return Result(proc.returncode, _already_read.pop(proc.pid, b"") + out)

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from tests.simulator.mpcmdrun_host import Host, failed, output_of, wait_until
+from tests.simulator.mpcmdrun_host import Host, failed, output_of, wait_for_line
 
 
 def test_cancel_with_nothing_running(host: Host) -> None:
@@ -32,7 +32,7 @@ def test_cancelled_scan_with_returnhr_exits_with_the_cancel_hresult(host: Host) 
     host.configure(scan_seconds={"custom": 60})
     host.put("C:\\Data\\x.txt")
     proc = host.start("-Scan", "-ScanType", "3", "-File", "C:\\Data", "-ReturnHR")
-    wait_until(host.scan_record.exists, "the scan's running record")
+    wait_for_line(proc, "Scan starting...")
     assert host.run("-Scan", "-Cancel").code == 0
     scan = output_of(proc)
     assert scan.code == 0x800704C7 & 0xFF
@@ -87,7 +87,7 @@ def test_a_scan_killed_while_cancel_waits_counts_as_cancelled(
     long_scan.send_signal(signal.SIGSTOP)  # it cannot acknowledge, so the cancel keeps waiting
     cancel = host.start("-Scan", "-Cancel")
     try:
-        wait_until((host.base / "state.json.cancel").exists, "the cancel request")
+        wait_for_line(cancel, "Cancelling the running scan...")
         long_scan.kill()
         result = output_of(cancel)
     finally:

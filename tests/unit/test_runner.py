@@ -48,12 +48,12 @@ async def test_exit_codes_are_unsigned(tmp_path: Path) -> None:
 
 async def test_a_timeout_kills_the_whole_process_tree(tmp_path: Path) -> None:
     async with PidReporter(tmp_path / "pids.sock") as pids:
-        grandchild = pids.snippet() + "import time; time.sleep(600)\n"
+        grandchild = pids.snippet() + "import threading; threading.Event().wait()\n"
         code = (
-            "import subprocess, sys, time\n"
+            "import subprocess, sys, threading\n"
             f"subprocess.Popen([sys.executable, '-c', {grandchild!r}])\n"
             + pids.snippet()
-            + "print('started', flush=True)\ntime.sleep(600)\n"
+            + "print('started', flush=True)\nthreading.Event().wait()\n"
         )
         run = asyncio.create_task(SubprocessRunner().run([PY, "-c", code], timeout=1.5))
         first, second = await pids.next_pid(), await pids.next_pid()
@@ -67,7 +67,7 @@ async def test_a_timeout_kills_the_whole_process_tree(tmp_path: Path) -> None:
 
 async def test_cancelling_the_run_kills_the_process(tmp_path: Path) -> None:
     async with PidReporter(tmp_path / "pids.sock") as pids:
-        code = pids.snippet() + "import time; time.sleep(600)\n"
+        code = pids.snippet() + "import threading; threading.Event().wait()\n"
         task = asyncio.create_task(SubprocessRunner().run([PY, "-c", code], timeout=600))
         pid = await pids.next_pid()
         task.cancel()
