@@ -17,9 +17,10 @@ import os
 import platform
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -28,8 +29,9 @@ from agent_bridge import __version__, commands, discovery, hresults, keys, wire
 from agent_bridge.agent_state import AgentState, Pinned
 from agent_bridge.enrollment import EnrollmentToken
 from agent_bridge.interpret import interpret
+from agent_bridge.powershell_reports import StatusReport
 from agent_bridge.protocol import AgentConnection, Closed, JobReceived, Ready, ResultAcked
-from agent_bridge.reports import ErrorInfo, Outcome
+from agent_bridge.reports import EngineVersions, ErrorInfo, Outcome, RollbackReport, UpdateReport
 from agent_bridge.runner import DEFAULT_MAX_OUTPUT, Runner, RunResult, SubprocessRunner
 from agent_bridge.signed_jobs import JobRejected, open_job
 
@@ -54,6 +56,7 @@ class AgentConfig:
     allowed_actions: frozenset[str] = commands.ACTIONS
     max_output: int = DEFAULT_MAX_OUTPUT
     max_frame_bytes: int = 256 * 1024
+    probe_status: bool = True  # ask Defender for its versions on first connect, for `hosts`
 
     def check(self) -> None:
         url = urlsplit(self.server)
@@ -122,6 +125,7 @@ class Agent:
         self._session: _Session | None = None
         self._running: dict[str, _Running] = {}
         self._mpcmdrun: str | None = config.mpcmdrun
+        self._background: set[asyncio.Task[None]] = set()
         self.connected = asyncio.Event()
         self._recover_interrupted()
 
@@ -219,6 +223,12 @@ class Agent:
             self.state.pin(Pinned(server_key=event.server_key, cert_fingerprint=cert))
             log.info("enrolled %s with the bot; server key pinned", self.config.host)
         self.connected.set()
+        if (
+            self.config.probe_status
+            and self.state.versions() is None
+            and "status" in self.config.allowed_actions
+        ):
+            self._spawn(self._probe_versions())
         for result in self.state.pending_results():
             session.protocol.send_result(result)
         for running in self._running.values():
@@ -308,6 +318,8 @@ class Agent:
         )
         self.state.store_result(result)
         log.info("job %s on %s: %s (%s)", job_id, self.config.host, status, outcome.summary)
+        if self._learn_versions(outcome):
+            await self._send(lambda p: p.send_heartbeat(self.info()))
         await self._send(lambda p: p.send_result(result))
 
     async def _perform(self, envelope: wire.JobEnvelope) -> tuple[RunResult, Outcome]:
@@ -348,7 +360,11 @@ class Agent:
             return run, Outcome(
                 succeeded=False, summary=f"{executable} was not found", error=hresults.not_found(executable)
             )
-        return run, interpret(command, run)
+        outcome = interpret(command, run)
+        if isinstance(outcome.report, UpdateReport) and outcome.report.before is None:
+            report = outcome.report.model_copy(update={"before": self.state.versions()})
+            outcome = outcome.model_copy(update={"report": report})
+        return run, outcome
 
     async def _cancel_scans(
         self, command: commands.CancelCommand, envelope: wire.JobEnvelope
@@ -392,7 +408,24 @@ class Agent:
                 )
             )
 
+    async def _probe_versions(self) -> None:
+        """Learn Defender's versions once, so `hosts` can show them before anyone asks for `status`."""
+        try:
+            _run, outcome = await self._run_tool(commands.StatusCommand(), timeout=60.0)
+        except OSError as exc:
+            log.info("could not read Defender's status: %s", exc)
+            return
+        if self._learn_versions(outcome):
+            await self._send(lambda p: p.send_heartbeat(self.info()))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def shutdown(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         tasks = [r.task for r in self._running.values()]
         for task in tasks:
             task.cancel()
@@ -400,12 +433,36 @@ class Agent:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def info(self) -> wire.AgentInfo:
+        versions = self.state.versions()
         return wire.AgentInfo(
             agent_version=__version__,
             os=platform.platform()[:200],
+            platform_version=versions.service if versions else None,
+            engine_version=versions.engine if versions else None,
+            signature_version=versions.antivirus if versions else None,
             long_paths=discovery.long_paths_enabled(),
             allowed_actions=tuple(sorted(self.config.allowed_actions)),
         )
+
+    def _learn_versions(self, outcome: Outcome) -> bool:
+        """Remember what Defender just said about its versions (for `hosts`, and update's before/after)."""
+        report = outcome.report
+        versions: EngineVersions | None = None
+        if isinstance(report, UpdateReport):
+            versions = report.after
+        elif isinstance(report, RollbackReport):
+            versions = report.versions
+        elif isinstance(report, StatusReport):
+            versions = EngineVersions(
+                service=report.product_version,
+                engine=report.engine_version,
+                antivirus=report.antivirus.version,
+                antispyware=report.antispyware.version,
+            )
+        if versions is None or versions == self.state.versions():
+            return False
+        self.state.set_versions(versions)
+        return True
 
 
 def _agent_error(cause: str) -> ErrorInfo:

@@ -2,6 +2,7 @@
 
     identity.key       the agent's Ed25519 private key (0600), made here, never sent anywhere
     server.json        the bot's public key and bridge certificate fingerprint, pinned at enrollment
+    versions.json      Defender's platform, engine and signature versions, as last reported
     seen-jobs.json     job ids already accepted, with their expiry: a replay is refused after restart too
     running/<id>.json  a job that started; left behind only if the agent died mid-job
     outbox/<id>.json   a finished result, kept until the bot acknowledges it
@@ -22,6 +23,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent_bridge import keys, wire
+from agent_bridge.reports import EngineVersions
 
 
 def write_atomic(path: Path, data: str, *, mode: int = 0o600) -> None:
@@ -70,6 +72,17 @@ class AgentState:
     def pin(self, pinned: Pinned) -> None:
         data = {"server_key": pinned.server_key, "cert_fingerprint": pinned.cert_fingerprint}
         write_atomic(self.dir / "server.json", json.dumps(data))
+
+    # ---- what Defender last said about itself ---------------------------------------------------
+
+    def versions(self) -> EngineVersions | None:
+        path = self.dir / "versions.json"
+        if not path.exists():
+            return None
+        return EngineVersions.model_validate_json(path.read_text(encoding="utf-8"))
+
+    def set_versions(self, versions: EngineVersions) -> None:
+        write_atomic(self.dir / "versions.json", versions.model_dump_json())
 
     # ---- replay protection ----------------------------------------------------------------------
 

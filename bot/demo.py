@@ -23,11 +23,11 @@ EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 DEMO_POLICY = """\
 # The demo's access policy (SPEC section 5 format).
 [roles.viewer]
-commands = ["help"]
+commands = ["help", "hosts", "jobs", "status", "threats", "quarantine", "exclusion", "maps", "dynsig.list"]
 
 [roles.responder]
 inherits = ["viewer"]
-commands = ["scan.*"]
+commands = ["scan.*", "cancel", "update", "trace", "getfiles"]
 
 [roles.admin]
 inherits = ["responder"]
@@ -52,7 +52,29 @@ HOSTS = [
             "C:\\Users\\Public\\Documents\\report.txt": b"quarterly numbers\r\n",
             "C:\\xampp\\htdocs\\index.php": b"<?php echo 'hi'; ?>\r\n",
         },
-        state={"mpcmdrun": {"exclusions": ["C:\\xampp\\htdocs"], "scan_seconds": 1}},
+        state={
+            "mpcmdrun": {
+                "exclusions": ["C:\\xampp\\htdocs"],
+                "scan_seconds": 1,
+                "update": "updated",
+                "quarantine": [
+                    {
+                        "threat": "Backdoor:Win32/Dirtelti!ml",
+                        "files": [
+                            {"path": "C:\\Users\\David\\Downloads\\2020-09-25-cute.md", "quarantined_at": "2026-11-30T09:59:40Z"}
+                        ],
+                    }
+                ],
+            },
+            "powershell": {
+                "detections": [
+                    {
+                        "ThreatName": "Backdoor:Win32/Dirtelti!ml",
+                        "Resources": ["file:_C:\\Users\\David\\Downloads\\2020-09-25-cute.md"],
+                    }
+                ]
+            },
+        },
     ),
     SimulatedHost(name="host43", state={"service": "disabled"}),
 ]
@@ -66,7 +88,10 @@ Try:
   /defender help
   /defender scan host42
   /defender scan host42 custom C:\\Users\\Public\\Downloads --no-remediation
-  /defender scan host43
+  /defender quarantine host42          /defender status host42        /defender threats host42
+  /defender update host42              /defender maps host42          /defender hosts
+  /defender mpcmdrun host42 -CheckExclusion -Path C:\\xampp\\htdocs
+  /defender scan host43                (Defender's service is off there)
   :as eve        (type as another user)     :quit   (or Ctrl-D)
 """
 

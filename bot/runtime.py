@@ -24,6 +24,7 @@ from bot.service import JobService
 from bot.settings import Settings, SettingsError
 from bot.slack_app import EVENTS_PATH, build_bolt_app, slack_routes
 from bot.slack_out import SlackOutbox
+from bot.socket_mode import SocketModeConnection, connect_socket_mode
 from bot.store import Store
 from handlers import REGISTRY
 
@@ -52,6 +53,7 @@ def cert_fingerprint(cert: Path | None) -> str | None:
 class Endpoints:
     slack_url: str
     agent_url: str
+    socket_mode: bool = False  # Slack delivers over Socket Mode (slack_url still answers signed requests)
 
 
 class BotRuntime:
@@ -79,6 +81,7 @@ class BotRuntime:
         self.service.attach(self.bridge)
         self._runners: list[web.AppRunner] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._socket: SocketModeConnection | None = None
 
     async def start(self) -> Endpoints:
         auth = await self._auth_test()
@@ -88,6 +91,11 @@ class BotRuntime:
             signing_secret=self.settings.slack_signing_secret.get_secret_value(),
             auth=auth,
         )
+        if self.settings.slack_app_token is not None:
+            # Like the bot token, checked before anything listens. HTTP is still served (health checks,
+            # and signed requests stay verified), but Slack itself uses the socket.
+            app_token = self.settings.slack_app_token.get_secret_value()
+            self._socket = await connect_socket_mode(bolt, app_token)
         slack_app = web.Application()
         slack_app.add_routes(slack_routes(bolt))
         bridge_app = web.Application()
@@ -106,9 +114,13 @@ class BotRuntime:
         return Endpoints(
             slack_url=f"http://{self.settings.http_host}:{slack_port}{EVENTS_PATH}",
             agent_url=f"{scheme}://{self.settings.bridge_host}:{bridge_port}{AGENT_PATH}",
+            socket_mode=self._socket is not None,
         )
 
     async def stop(self) -> None:
+        if self._socket is not None:  # first, so no new command arrives while the rest shuts down
+            await self._socket.close()
+            self._socket = None
         await self.bridge.close()
         await self.outbox.close()
         for task in self._tasks:
@@ -127,6 +139,7 @@ class BotRuntime:
             raise SettingsError(f"SLACK_BOT_TOKEN was refused by Slack: {exc.response.get('error')}") from exc
         except OSError as exc:
             raise SettingsError(f"SLACK_API_URL {self.settings.slack_api_url} is unreachable: {exc}") from exc
+        self.service.workspace_url = response.get("url")
         return AuthorizeResult(
             enterprise_id=response.get("enterprise_id"),
             team_id=response.get("team_id"),

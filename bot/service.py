@@ -23,9 +23,9 @@ from bot.keyring import KeyRing
 from bot.policy import Policy, Principal, authorize
 from bot.slack_out import SlackOutbox
 from bot.store import Store
-from handlers import RENDERERS
+from handlers import RENDERERS, fleet
 from handlers.blocks import Rendered
-from handlers.errors import AccessDenied, UserError
+from handlers.errors import AccessDenied, NotFound, UserError
 from handlers.help import render_help
 from handlers.registry import BotQuery, HostAction, Registry
 from handlers.results import render_result
@@ -37,6 +37,8 @@ class Dispatcher(Protocol):
     """What the service needs from the bridge (so tests can stand in a fake one)."""
 
     def is_online(self, host: str) -> bool: ...
+
+    def online(self) -> dict[str, wire.AgentInfo]: ...
 
     async def send_job(self, envelope: wire.JobEnvelope) -> bool: ...
 
@@ -76,6 +78,7 @@ class JobService:
         self._clock = clock
         self._dispatch_locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.workspace_url: str | None = None  # from auth.test, for links to threads
 
     def attach(self, bridge: Dispatcher) -> None:
         """The bridge is built after the service (it calls back into it); connect the two."""
@@ -113,13 +116,68 @@ class JobService:
             return Reply(f":warning: Something went wrong on our side (reference `{ref}`). Nothing ran.")
 
     def _answer_query(self, query: BotQuery, principal: Principal, channel: str) -> Reply:
+        def may(policy_name: str, host: str | None = None) -> bool:
+            return authorize(self._policy(), principal, policy_name, host=host, channel=channel).allowed
+
         if query.name == "help":
+            return Reply.of(render_help(self._registry, query.argument, may_run=lambda name: may(name)))
+        if query.name == "hosts":
+            views = [
+                v
+                for v in self._host_views()
+                if fleet.matches(v.host, query.argument) and may("hosts", v.host)
+            ]
+            return Reply.of(fleet.render_hosts(views, query.argument, now=self._clock()))
+        if query.name == "jobs":
+            jobs = [j for j in self._store.jobs(host=query.argument, limit=50) if may("jobs", j.host)][:20]
+            return Reply.of(
+                fleet.render_jobs([self._job_view(j) for j in jobs], query.argument, now=self._clock())
+            )
+        if query.name == "job":
+            job = self._store.get(query.argument or "")
+            if job is None or not may("jobs", job.host):
+                raise NotFound(f"There is no job `{query.argument}` that you may see.")
+            return Reply.of(fleet.render_job(self._job_view(job), now=self._clock()))
+        raise NotFound(
+            f"`{query.name}` is not a query I answer."
+        )  # pragma: no cover - the registry has no other
 
-            def may_run(policy_name: str) -> bool:
-                return authorize(self._policy(), principal, policy_name, host=None, channel=channel).allowed
+    def _host_views(self) -> list[fleet.HostView]:
+        online = self._bridge.online() if self._bridge is not None else {}
+        views = []
+        for record in self._keyring.agents():
+            info = online.get(record.host) or record.info
+            views.append(
+                fleet.HostView(
+                    host=record.host,
+                    online=record.host in online,
+                    last_seen=self._clock() if record.host in online else record.last_seen,
+                    revoked=record.revoked_at is not None,
+                    agent_version=info.agent_version if info else None,
+                    os=info.os if info else None,
+                    platform_version=info.platform_version if info else None,
+                    engine_version=info.engine_version if info else None,
+                    signature_version=info.signature_version if info else None,
+                )
+            )
+        return views
 
-            return Reply.of(render_help(self._registry, query.argument, may_run=may_run))
-        raise UserError(f"`{query.name}` is not available yet.")  # pragma: no cover - every query is handled
+    def _job_view(self, job: Job) -> fleet.JobView:
+        link = None
+        if self.workspace_url and job.root_ts:
+            link = f"{self.workspace_url.rstrip('/')}/archives/{job.channel}/p{job.root_ts.replace('.', '')}"
+        return fleet.JobView(
+            id=job.id,
+            host=job.host,
+            text=job.text,
+            state=job.state.value,
+            requester=job.requester,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            reason=job.reason,
+            summary=job.result.outcome.summary if job.result else None,
+            thread_link=link,
+        )
 
     def _create_job(self, request: HostAction, principal: Principal, channel: str, text: str) -> Reply:
         now = self._clock()
@@ -241,7 +299,9 @@ class JobService:
                 job.id, JobState.RUNNING, actor=host, detail="result arrived before progress"
             )
         final = JobState(result.status)
-        rendered = render_result(result, host=job.host, renderers=RENDERERS)
+        # Parsed PowerShell JSON says everything in its report; its raw text is shown only when it failed.
+        show_output = job.command.tool == "mpcmdrun" or result.status != "succeeded"
+        rendered = render_result(result, host=job.host, renderers=RENDERERS, show_output=show_output)
         posts = [("reply", messages.payload(rendered))]
         if rendered.attachment is not None:
             file = rendered.attachment

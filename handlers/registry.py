@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from difflib import get_close_matches
 
 from agent_bridge.commands import AgentCommand
-from handlers.errors import UnknownCommand, UsageError
+from handlers.errors import UnknownCommand, UsageError, UserError
 from handlers.grammar import Words, tokenize
 
 
@@ -58,9 +58,11 @@ class CommandSpec:
 
 
 class Registry:
-    def __init__(self, specs: Iterable[CommandSpec]) -> None:
+    def __init__(self, specs: Iterable[CommandSpec], *, refused: dict[str, str] | None = None) -> None:
+        """``refused`` maps names we know but do not offer (``Remove-MpThreat``) to what to use instead."""
         self._specs: dict[str, CommandSpec] = {}
         self._names: dict[str, CommandSpec] = {}
+        self._refused = {name.lower(): why for name, why in (refused or {}).items()}
         for spec in specs:
             for name in (spec.name, *spec.aliases):
                 key = name.lower()
@@ -78,6 +80,8 @@ class Registry:
     def lookup(self, name: str) -> CommandSpec:
         spec = self.get(name)
         if spec is None:
+            if name.lower() in self._refused:
+                raise UserError(f"`{name}` is not offered. {self._refused[name.lower()]}")
             raise UnknownCommand(name, self.suggest(name))
         return spec
 

@@ -1,15 +1,15 @@
-"""``scan``: quick, full, default and custom scans, and how their results read in Slack."""
+"""``scan`` and ``cancel``: quick, full, default and custom scans, stopping one, and their results."""
 
 from __future__ import annotations
 
-from pydantic import ValidationError
-
-from agent_bridge.commands import ScanCommand, ScanType
-from agent_bridge.reports import ScanReport
+from agent_bridge.commands import CancelCommand, ScanCommand, ScanType
+from agent_bridge.reports import CancelReport, ScanReport
 from handlers.blocks import Block, escape, fields, section
+from handlers.errors import UsageError
+from handlers.forms import host_args
 from handlers.grammar import Flag, Words, host_argument, parse_arguments
 from handlers.registry import CommandSpec, HostAction
-from handlers.validation import first_problem
+from handlers.validation import build
 
 FORMS = (
     "scan <host> [quick|full|default] [--timeout <days 1-30>] [--cpu-throttling]",
@@ -20,7 +20,7 @@ _COMMON = {"--timeout": Flag(value="number of days"), "--cpu-throttling": Flag()
 _CUSTOM = {**_COMMON, "--no-remediation": Flag(), "--boot-sector": Flag()}
 
 
-def _usage(problem: str) -> Exception:
+def _usage(problem: str) -> UsageError:
     return SPEC.usage_error(problem)
 
 
@@ -47,17 +47,16 @@ def parse(words: Words) -> HostAction:
     timeout = args.value("--timeout")
     if timeout is not None and not (timeout.isdigit() and 1 <= int(timeout) <= 30):
         raise _usage(f"`--timeout {timeout}` must be a whole number of days from 1 to 30.")
-    try:
-        command = ScanCommand(
-            scan_type=scan_type,
-            path=path,
-            disable_remediation=args.flag("--no-remediation"),
-            boot_sector=args.flag("--boot-sector"),
-            timeout_days=int(timeout) if timeout else None,
-            cpu_throttling=args.flag("--cpu-throttling"),
-        )
-    except ValidationError as exc:
-        raise _usage(first_problem(exc)) from exc
+    command = build(
+        ScanCommand,
+        SPEC.usage_error,
+        scan_type=scan_type,
+        path=path,
+        disable_remediation=args.flag("--no-remediation"),
+        boot_sector=args.flag("--boot-sector"),
+        timeout_days=int(timeout) if timeout else None,
+        cpu_throttling=args.flag("--cpu-throttling"),
+    )
     return HostAction(host=host, command=command, reason=words.reason)
 
 
@@ -93,3 +92,25 @@ def render(report: ScanReport) -> list[Block]:
     elif report.detections and all(d.remediated is False for d in report.detections):
         blocks.append(section("Nothing was remediated (scan ran with `--no-remediation`)."))
     return blocks
+
+
+CANCEL_FORMS = ("cancel <host>",)
+
+
+def parse_cancel(words: Words) -> HostAction:
+    parsed = host_args(words, forms=CANCEL_FORMS, example="cancel host42")
+    return HostAction(host=parsed.host, command=CancelCommand(), reason=parsed.reason)
+
+
+CANCEL = CommandSpec(
+    name="cancel",
+    summary="Stop the scan running on a host (MpCmdRun -Scan -Cancel, then its process tree)",
+    forms=CANCEL_FORMS,
+    example="cancel host42",
+    policy_names=("cancel",),
+    parse=parse_cancel,
+)
+
+
+def render_cancel(report: CancelReport) -> list[Block]:
+    return [section(escape(report.message))] if report.message else []

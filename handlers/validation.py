@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from handlers.errors import UsageError
+
+Model = TypeVar("Model", bound=BaseModel)
 
 
 def first_problem(exc: ValidationError) -> str:
@@ -12,3 +19,11 @@ def first_problem(exc: ValidationError) -> str:
     if error["type"] == "value_error" or not field:
         return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
     return f"{field}: {message}."
+
+
+def build(model: type[Model], usage: Callable[[str], UsageError], **fields: Any) -> Model:
+    """Construct a command model; a validation failure becomes a UsageError showing the command's forms."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        raise usage(first_problem(exc)) from exc

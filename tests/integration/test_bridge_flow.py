@@ -31,6 +31,7 @@ async def agent_running(
             state_dir=tmp_path / f"agent-{host}",
             mpcmdrun="/opt/fake/MpCmdRun.exe",
             enroll_token=token.encode(),
+            probe_status=False,  # the canned runner answers every argv with the same scan output
         ),
         runner=runner,
         delays=lambda: iter(lambda: 0.0, 1.0),

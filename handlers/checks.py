@@ -1,0 +1,70 @@
+"""``exclusion`` and ``maps``: is a path excluded from scanning, and can the host reach the cloud."""
+
+from __future__ import annotations
+
+from agent_bridge.commands import ExclusionCheckCommand, MapsCheckCommand
+from agent_bridge.reports import ExclusionReport, MapsReport
+from handlers.blocks import Block, escape, section
+from handlers.forms import host_args
+from handlers.grammar import Words
+from handlers.registry import CommandSpec, HostAction
+from handlers.validation import build
+
+EXCLUSION_FORMS = ("exclusion <host> <path>",)
+EXCLUSION_EXAMPLE = 'exclusion host42 "C:\\Program Files\\App\\app.exe"'
+
+
+def parse_exclusion(words: Words) -> HostAction:
+    parsed = host_args(words, forms=EXCLUSION_FORMS, example=EXCLUSION_EXAMPLE, positionals=1)
+    path = parsed.positional(0)
+    if path is None:
+        raise EXCLUSION.usage_error("Which path should I check?")
+    return HostAction(
+        parsed.host, build(ExclusionCheckCommand, EXCLUSION.usage_error, path=path), parsed.reason
+    )
+
+
+EXCLUSION = CommandSpec(
+    name="exclusion",
+    summary="Check whether a path is excluded from Defender scans",
+    forms=EXCLUSION_FORMS,
+    example=EXCLUSION_EXAMPLE,
+    policy_names=("exclusion",),
+    parse=parse_exclusion,
+)
+
+MAPS_FORMS = ("maps <host>",)
+
+
+def parse_maps(words: Words) -> HostAction:
+    parsed = host_args(words, forms=MAPS_FORMS, example="maps host42")
+    return HostAction(parsed.host, MapsCheckCommand(), parsed.reason)
+
+
+MAPS = CommandSpec(
+    name="maps",
+    summary="Check the host's connection to Microsoft's cloud protection (MAPS)",
+    forms=MAPS_FORMS,
+    example="maps host42",
+    policy_names=("maps",),
+    parse=parse_maps,
+)
+
+SPECS = (EXCLUSION, MAPS)
+
+
+def render_exclusion(report: ExclusionReport) -> list[Block]:
+    device = f" ({escape(report.device_path)})" if report.device_path else ""
+    if report.excluded:
+        return [
+            section(f":warning: `{escape(report.path)}`{device} *is excluded*: Defender does not scan it.")
+        ]
+    return [
+        section(f":white_check_mark: `{escape(report.path)}`{device} is *not excluded*: Defender scans it.")
+    ]
+
+
+def render_maps(report: MapsReport) -> list[Block]:
+    if report.connected:
+        return [section(":cloud: Connected to MAPS (cloud-delivered protection works).")]
+    return []  # the error explanation says why not

@@ -1,0 +1,197 @@
+"""``hosts``, ``jobs`` and ``job``: the bot's own records of agents and jobs, answered without an agent.
+
+The bot fills the plain views below from its store; rendering them lives here with the grammar.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import time
+from dataclasses import dataclass
+
+from handlers.blocks import Block, Rendered, context, escape, fields, section
+from handlers.forms import host_args
+from handlers.grammar import Words
+from handlers.registry import BotQuery, CommandSpec
+
+JOB_ID = re.compile(r"^j-[0-9a-f]{10}$")
+HOST_GLOB = re.compile(r"^[A-Za-z0-9.*?_\-\[\]!]{1,253}$")
+
+HOSTS_FORMS = ("hosts [glob]",)
+JOBS_FORMS = ("jobs [host]",)
+JOB_FORMS = ("job <job-id>",)
+
+
+def parse_hosts(words: Words) -> BotQuery:
+    if len(words.words) > 1:
+        raise HOSTS.usage_error("`hosts` takes at most one pattern, such as `web-*`.")
+    pattern = words.words[0] if words.words else None
+    if pattern is not None and not HOST_GLOB.match(pattern):
+        raise HOSTS.usage_error(
+            f"`{pattern}` is not a host pattern; use letters, digits, `.`, `-`, `_` and `*`."
+        )
+    return BotQuery(name="hosts", policy_name="hosts", argument=pattern.lower() if pattern else None)
+
+
+def parse_jobs(words: Words) -> BotQuery:
+    if not words.words:
+        return BotQuery(name="jobs", policy_name="jobs")
+    parsed = host_args(words, forms=JOBS_FORMS, example="jobs host42")
+    return BotQuery(name="jobs", policy_name="jobs", argument=parsed.host)
+
+
+def parse_job(words: Words) -> BotQuery:
+    if len(words.words) != 1:
+        raise JOB.usage_error("Give one job id, as shown in the thread (like `j-1a2b3c4d5e`).")
+    job_id = words.words[0].strip("`").lower()
+    if not JOB_ID.match(job_id):
+        raise JOB.usage_error(f"`{job_id}` is not a job id; they look like `j-1a2b3c4d5e`.")
+    return BotQuery(name="job", policy_name="jobs", argument=job_id)
+
+
+HOSTS = CommandSpec(
+    name="hosts",
+    summary="Agents the bot knows: online or not, last seen, versions",
+    forms=HOSTS_FORMS,
+    example="hosts web-*",
+    policy_names=("hosts",),
+    parse=parse_hosts,
+)
+JOBS = CommandSpec(
+    name="jobs",
+    summary="Recent jobs, for every host or one",
+    forms=JOBS_FORMS,
+    example="jobs host42",
+    policy_names=("jobs",),
+    parse=parse_jobs,
+)
+JOB = CommandSpec(
+    name="job",
+    summary="One job in full: who asked, who approved, when, and the result",
+    forms=JOB_FORMS,
+    example="job j-1a2b3c4d5e",
+    policy_names=("jobs",),
+    parse=parse_job,
+)
+
+SPECS = (HOSTS, JOBS, JOB)
+
+
+@dataclass(frozen=True)
+class HostView:
+    host: str
+    online: bool
+    last_seen: float | None
+    revoked: bool = False
+    agent_version: str | None = None
+    os: str | None = None
+    platform_version: str | None = None
+    engine_version: str | None = None
+    signature_version: str | None = None
+
+
+@dataclass(frozen=True)
+class JobView:
+    id: str
+    host: str
+    text: str
+    state: str
+    requester: str
+    created_at: float
+    updated_at: float
+    reason: str | None = None
+    summary: str | None = None
+    approvers: tuple[str, ...] = ()
+    thread_link: str | None = None
+
+
+def ago(moment: float | None, now: float) -> str:
+    if moment is None:
+        return "never"
+    seconds = max(0, int(now - moment))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def matches(host: str, pattern: str | None) -> bool:
+    return pattern is None or fnmatch.fnmatchcase(host, pattern)
+
+
+def render_hosts(hosts: list[HostView], pattern: str | None, *, now: float | None = None) -> Rendered:
+    now = time.time() if now is None else now
+    if not hosts:
+        scope = f" matching `{pattern}`" if pattern else ""
+        return Rendered(
+            f"No hosts{scope}",
+            [section(f"No enrolled hosts{scope}. Enroll one with `defender-bot enroll <host>`.")],
+        )
+    lines = []
+    for view in hosts[:100]:
+        if view.revoked:
+            state = ":no_entry: revoked"
+        elif view.online:
+            state = ":large_green_circle: online"
+        else:
+            state = f":white_circle: offline, last seen {ago(view.last_seen, now)}"
+        versions = " · ".join(
+            f"{name} `{value}`"
+            for name, value in (
+                ("agent", view.agent_version),
+                ("platform", view.platform_version),
+                ("engine", view.engine_version),
+                ("signatures", view.signature_version),
+            )
+            if value
+        )
+        os_name = f" · {escape(view.os)}" if view.os else ""
+        lines.append(
+            f"*{view.host}* — {state}{os_name}\n    {versions}"
+            if versions
+            else f"*{view.host}* — {state}{os_name}"
+        )
+    online = sum(1 for v in hosts if v.online)
+    blocks: list[Block] = [section("\n".join(lines[:30]))]
+    for start in range(30, len(lines), 30):
+        blocks.append(section("\n".join(lines[start : start + 30])))
+    blocks.append(context(f"{online} of {len(hosts)} online"))
+    return Rendered(f"{len(hosts)} hosts, {online} online", blocks)
+
+
+def render_jobs(jobs: list[JobView], host: str | None, *, now: float | None = None) -> Rendered:
+    now = time.time() if now is None else now
+    scope = f" on {host}" if host else ""
+    if not jobs:
+        return Rendered(f"No jobs{scope}", [section(f"No jobs{scope} yet.")])
+    lines = [
+        f"`{job.id}` {job.state} · `{escape(job.text)}` · <@{job.requester}> · {ago(job.created_at, now)}"
+        + (f" · {escape(job.summary)}" if job.summary else "")
+        for job in jobs
+    ]
+    return Rendered(f"Recent jobs{scope}", [section(f"*Recent jobs{scope}*\n" + "\n".join(lines))])
+
+
+def render_job(job: JobView, *, now: float | None = None) -> Rendered:
+    now = time.time() if now is None else now
+    rows = [
+        ("Host", job.host),
+        ("Status", job.state),
+        ("Asked by", f"<@{job.requester}>"),
+        ("Requested", f"{_stamp(job.created_at)} ({ago(job.created_at, now)})"),
+        ("Last change", _stamp(job.updated_at)),
+        ("Approved by", ", ".join(f"<@{a}>" for a in job.approvers) or "—"),
+    ]
+    blocks: list[Block] = [section(f"*Job `{job.id}`* — `{escape(job.text)}`"), fields(rows)]
+    if job.reason:
+        blocks.append(section(f"*Reason:* {escape(job.reason)}"))
+    if job.summary:
+        blocks.append(section(f"*Result:* {escape(job.summary)}"))
+    if job.thread_link:
+        blocks.append(context(f"<{job.thread_link}|Open the thread>"))
+    return Rendered(f"Job {job.id}: {job.state}", blocks)
+
+
+def _stamp(moment: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(moment))

@@ -1,0 +1,106 @@
+"""``quarantine`` and ``restore``: what Defender holds in quarantine, and getting an item back."""
+
+from __future__ import annotations
+
+from agent_bridge.commands import QuarantineListCommand, RestoreCommand
+from agent_bridge.reports import QuarantineReport, RestoreReport
+from handlers.blocks import Block, escape, section
+from handlers.forms import host_args
+from handlers.grammar import Flag, Words
+from handlers.registry import CommandSpec, HostAction
+from handlers.validation import build
+
+QUARANTINE_FORMS = ("quarantine <host>",)
+
+
+def parse_quarantine(words: Words) -> HostAction:
+    parsed = host_args(words, forms=QUARANTINE_FORMS, example="quarantine host42")
+    return HostAction(parsed.host, QuarantineListCommand(), parsed.reason)
+
+
+QUARANTINE = CommandSpec(
+    name="quarantine",
+    summary="List what Defender has quarantined on a host",
+    forms=QUARANTINE_FORMS,
+    example="quarantine host42",
+    policy_names=("quarantine",),
+    parse=parse_quarantine,
+)
+
+RESTORE_FORMS = (
+    "restore <host> --name <threat> [--all] [--to <dir>]",
+    "restore <host> --file <path> [--to <dir>]",
+)
+RESTORE_EXAMPLE = "restore host42 --name Virus:DOS/EICAR_Test_File --to C:\\Restored"
+
+
+def parse_restore(words: Words) -> HostAction:
+    flags = {
+        "--name": Flag(value="threat name"),
+        "--all": Flag(),
+        "--file": Flag(value="file path"),
+        "--to": Flag(value="folder"),
+    }
+    parsed = host_args(words, forms=RESTORE_FORMS, example=RESTORE_EXAMPLE, flags=flags)
+    name, file_path = parsed.args.value("--name"), parsed.args.value("--file")
+    if name is None and file_path is None:
+        raise RESTORE.usage_error(
+            "Say what to restore: `--name <threat>` (from `quarantine`) or `--file <path>`."
+        )
+    command = build(
+        RestoreCommand,
+        RESTORE.usage_error,
+        name=name,
+        all_items=parsed.args.flag("--all"),
+        file_path=file_path,
+        destination=parsed.args.value("--to"),
+    )
+    return HostAction(parsed.host, command, parsed.reason)
+
+
+RESTORE = CommandSpec(
+    name="restore",
+    summary="Restore a quarantined item in place, or copy it out with --to",
+    forms=RESTORE_FORMS,
+    example=RESTORE_EXAMPLE,
+    policy_names=("restore",),
+    parse=parse_restore,
+)
+
+SPECS = (QUARANTINE, RESTORE)
+MAX_ITEMS = 40
+
+
+def render_quarantine(report: QuarantineReport) -> list[Block]:
+    if not report.items:
+        return [section("Quarantine is empty.")]
+    blocks: list[Block] = []
+    for item in report.items[:MAX_ITEMS]:
+        lines = [f"*{escape(item.threat)}*"]
+        for file in item.files:
+            when = file.quarantined_at_iso or file.quarantined_at
+            lines.append(f"• {escape(file.kind)} `{escape(file.path)}` — quarantined {escape(when)}")
+        blocks.append(section("\n".join(lines)))
+    if len(report.items) > MAX_ITEMS:
+        blocks.append(
+            section(f"…and {len(report.items) - MAX_ITEMS} more threats (see the attached output).")
+        )
+    return blocks
+
+
+def render_restore(report: RestoreReport) -> list[Block]:
+    where = (
+        f" to `{escape(report.destination)}` (a copy; the item stays quarantined)"
+        if report.destination
+        else ""
+    )
+    lines = []
+    for file in report.files[:MAX_ITEMS]:
+        mark = (
+            ":white_check_mark: restored"
+            if file.restored
+            else f":x: not restored ({file.hresult or 'error'})"
+        )
+        lines.append(f"• `{escape(file.path)}` ({escape(file.threat)}) — {mark}")
+    head = f"Restore{where}:"
+    return [section(head + ("\n" + "\n".join(lines) if lines else " nothing matched."))]

@@ -1,0 +1,125 @@
+"""``status`` and ``threats``: Defender's own view of a host, through its PowerShell module."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from agent_bridge.commands import StatusCommand, ThreatsCommand
+from agent_bridge.powershell_reports import ScanRecord, StatusReport, ThreatsReport
+from handlers.blocks import Block, context, escape, fields, section
+from handlers.forms import host_args
+from handlers.grammar import Words
+from handlers.registry import CommandSpec, HostAction
+
+STATUS_FORMS = ("status <host>",)
+THREATS_FORMS = ("threats <host>",)
+
+
+def parse_status(words: Words) -> HostAction:
+    parsed = host_args(words, forms=STATUS_FORMS, example="status host42")
+    return HostAction(parsed.host, StatusCommand(), parsed.reason)
+
+
+def parse_threats(words: Words) -> HostAction:
+    parsed = host_args(words, forms=THREATS_FORMS, example="threats host42")
+    return HostAction(parsed.host, ThreatsCommand(), parsed.reason)
+
+
+STATUS = CommandSpec(
+    name="status",
+    summary="Defender's status: versions, signature age, real-time and tamper protection, last scans",
+    forms=STATUS_FORMS,
+    example="status host42",
+    policy_names=("status",),
+    parse=parse_status,
+)
+THREATS = CommandSpec(
+    name="threats",
+    summary="Threats Defender detected on a host, and what it did about them",
+    forms=THREATS_FORMS,
+    example="threats host42",
+    policy_names=("threats",),
+    parse=parse_threats,
+)
+
+SPECS = (STATUS, THREATS)
+MAX_DETECTIONS = 20
+
+
+def _on(value: bool | None, hidden: bool = False) -> str:
+    if hidden:
+        return "hidden (the agent is not an administrator)"
+    return {True: ":large_green_circle: on", False: ":red_circle: *off*", None: "unknown"}[value]
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
+
+
+def _scan(record: ScanRecord) -> str:
+    if not record.ran:
+        return "never"
+    age = f" ({record.age_days} days ago)" if record.age_days is not None else ""
+    return _when(record.ended_at or record.started_at) + age
+
+
+def render_status(report: StatusReport) -> list[Block]:
+    hidden = set(report.hidden)
+    av = report.antivirus
+    age = f"{av.age_days} days old" if av.age_days is not None else "age unknown"
+    stale = " :warning: *out of date*" if report.signatures_out_of_date else ""
+    rows = [
+        ("Real-time protection", _on(report.real_time_protection, "RealTimeProtectionEnabled" in hidden)),
+        ("Tamper protection", _on(report.tamper_protected, "IsTamperProtected" in hidden)),
+        ("Antivirus signatures", f"`{av.version or '?'}` · {age}{stale}"),
+        ("Engine / platform", f"`{report.engine_version or '?'}` / `{report.product_version or '?'}`"),
+        ("Last quick scan", _scan(report.quick_scan)),
+        ("Last full scan", _scan(report.full_scan)),
+        ("Behaviour monitoring", _on(report.behavior_monitor)),
+        ("Downloads & attachments", _on(report.ioav_protection)),
+        ("Running mode", escape(report.running_mode or "unknown")),
+        ("Service", _on(report.service_enabled)),
+    ]
+    blocks = [fields(rows)]
+    notes = []
+    if report.computer_state_text:
+        notes.append("Needs attention: " + ", ".join(escape(t) for t in report.computer_state_text))
+    if report.reboot_required:
+        notes.append("A reboot is required.")
+    if report.full_scan_required:
+        notes.append("Defender asks for a full scan.")
+    if notes:
+        blocks.append(section(":warning: " + " ".join(notes)))
+    if report.hidden:
+        blocks.append(context("Hidden from a non-administrator: " + ", ".join(report.hidden)))
+    return blocks
+
+
+def render_threats(report: ThreatsReport) -> list[Block]:
+    if not report.detections:
+        return [section(":white_check_mark: No detections on record.")]
+    blocks: list[Block] = []
+    for detection in report.detections[:MAX_DETECTIONS]:
+        name = escape(detection.threat_name or f"threat id {detection.threat_id}")
+        active = " :rotating_light: *active*" if detection.is_active else ""
+        severity = f" · {escape(detection.severity)}" if detection.severity else ""
+        resources = "\n".join(f"• {escape(r.kind)} `{escape(r.path)}`" for r in detection.resources[:10])
+        status = escape(detection.status or "status unknown")
+        if detection.action_success is False:
+            status += " (the action failed" + (
+                f": {detection.status_error})" if detection.status_error else ")"
+            )
+        extra = (
+            f"\nAlso needed: {', '.join(detection.additional_actions)}"
+            if detection.additional_actions
+            else ""
+        )
+        blocks.append(
+            section(
+                f"*{name}*{severity}{active}\n{status} · detected {_when(detection.initial_detection_time)}"
+                f"{extra}\n{resources}"
+            )
+        )
+    if len(report.detections) > MAX_DETECTIONS:
+        blocks.append(section(f"…and {len(report.detections) - MAX_DETECTIONS} older detections."))
+    return blocks
