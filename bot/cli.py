@@ -75,10 +75,10 @@ def _serve(_: argparse.Namespace) -> int:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
         endpoints = await runtime.start()
-        print(
-            f"defender-bot: ready; Slack requests at {endpoints.slack_url}, agents at {endpoints.agent_url}",
-            flush=True,
+        slack = (
+            "Slack via Socket Mode" if endpoints.socket_mode else f"Slack requests at {endpoints.slack_url}"
         )
+        print(f"defender-bot: ready; {slack}, agents at {endpoints.agent_url}", flush=True)
         try:
             await stop.wait()
         finally:

@@ -5,7 +5,9 @@ It plays both of Slack's roles over loopback HTTP (aiohttp, port 0 by default):
 * the Web API the bot calls through its real `AsyncWebClient(base_url=standin.api_url)`: auth.test,
   chat.postMessage/update/postEphemeral, users.info, usergroups.users.list, the three-step file upload,
   and response_url endpoints, with Slack's errors, 429 + Retry-After, and injectable failures;
-* the sender of signed slash commands and button clicks to the app's `/slack/events` URL.
+* the sender of signed slash commands and button clicks to the app's `/slack/events` URL, or, after
+  `use_socket_mode()`, of unsigned envelopes over the app's Socket Mode websocket
+  (`bot.slack_standin_socket`); either way the answer comes back as the same `SlackResponse`.
 
 Everything is recorded (calls, messages with threads and edit history, ephemerals, files) and observable
 without sleeping: `wait_for` re-checks its predicate whenever the stand-in records anything.
@@ -37,6 +39,7 @@ from bot.slack_standin_interactions import RESPONSE_URL_METHOD, Interactions, es
 from bot.slack_standin_model import CallRecord, JsonDict, Message, SentRequest, SlackFile, SlackResponse
 from bot.slack_standin_render import render_channel, render_ephemerals, render_new_since
 from bot.slack_standin_server import FORM, build_app
+from bot.slack_standin_socket import SocketModeHub
 from bot.slack_standin_webapi import UPLOAD_METHOD, WebApi
 from bot.slack_standin_workspace import ApiError, Workspace
 
@@ -62,6 +65,7 @@ class SlackStandIn:
         *,
         signing_secret: str,
         bot_token: str = "xoxb-standin",  # noqa: S107 - a fake token for a fake Slack
+        app_token: str = "xapp-standin",  # noqa: S107 - the app-level token for apps.connections.open
         team_id: str = "T0STANDIN",
         clock: Callable[[], float] = time.time,
         bot_user_id: str = "U0DEFENDER",
@@ -87,6 +91,8 @@ class SlackStandIn:
         self.interactions = Interactions(self.ws, self.api.faults, verification_token=VERIFICATION_TOKEN)
         self._changed = asyncio.Event()
         self.ws.listeners.append(self._changed.set)
+        self.socket = SocketModeHub(self.api, app_token=app_token, notify=self.ws.notify)
+        self.socket_mode = False
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._base_url: str | None = None
@@ -95,6 +101,7 @@ class SlackStandIn:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         app = build_app(self.api, self.interactions)
+        app.add_routes(self.socket.routes())
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -106,6 +113,7 @@ class SlackStandIn:
         self._session = aiohttp.ClientSession()
 
     async def stop(self) -> None:
+        await self.socket.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -281,6 +289,14 @@ class SlackStandIn:
         """The app's request URL (its `/slack/events`), for commands and interactivity alike."""
         self.request_url = url
 
+    def use_socket_mode(self, enabled: bool = True) -> None:
+        """Slack's "Enable Socket Mode" switch: commands and clicks go over the app's socket, not HTTP.
+
+        Explicit rather than guessed from who is connected, so a test always knows which path it drives;
+        with it on and no socket open, deliveries fail with `dispatch_failed`, as Slack's do.
+        """
+        self.socket_mode = enabled
+
     def _channel(self, channel: str) -> None:
         try:
             self.ws.channel(channel)
@@ -306,7 +322,7 @@ class SlackStandIn:
             command=command,
             url=url,
         )
-        response = await self.post_signed(body, kind="slash_command")
+        response = await self._deliver(body, kind="slash_command")
         self.interactions.apply_ack(url, response, command=command)
         return response
 
@@ -368,13 +384,22 @@ class SlackStandIn:
         return await self.send_block_actions(payload)
 
     async def send_block_actions(self, payload: JsonDict) -> SlackResponse:
-        """Sign and send a block_actions payload as `payload=<urlencoded json>`."""
+        """Send a block_actions payload: signed, as `payload=<urlencoded json>`, or in an envelope."""
         body = urlencode({"payload": json.dumps(payload)})
-        response = await self.post_signed(body, kind="block_actions")
+        response = await self._deliver(body, kind="block_actions")
         path = str(payload.get("response_url", "")).removeprefix(self.base_url)
         url = self.interactions.urls.get(path)
         if url is not None:
             self.interactions.apply_ack(url, response, command=None)
+        return response
+
+    async def _deliver(self, body: str, *, kind: str) -> SlackResponse:
+        """HTTP to the request URL, or in Socket Mode the same payload in an envelope (recorded unsigned)."""
+        if not self.socket_mode:
+            return await self.post_signed(body, kind=kind)
+        envelope, response = await self.socket.deliver(kind, body, deadline=self.ack_deadline)
+        self.sent.append(SentRequest(kind, json.dumps(envelope.to_json()), {}, response, self.clock()))
+        self.ws.notify()
         return response
 
     async def post_signed(

@@ -63,6 +63,8 @@ class WebApi:
         self.faults = FaultPlan()
         self.rate_limiter: ChannelRateLimiter | None = None
         self._uploads: dict[str, _Upload] = {}  # upload key -> pending upload
+        self.app_token: str | None = None  # the app-level token, for the methods that take only it
+        self.app_token_methods: set[str] = set()
         self.methods: dict[str, Callable[[JsonDict], JsonDict]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
@@ -87,8 +89,12 @@ class WebApi:
             return Reply.error("unknown_method", req_method=method)
         if not token:
             return Reply.error("not_authed")
-        if token != self.ws.bot_token:
-            return Reply.error("invalid_auth")
+        expected: str | None = self.ws.bot_token
+        other = self.app_token
+        if method in self.app_token_methods:  # apps.connections.open takes only the app-level token
+            expected, other = other, expected
+        if token != expected:
+            return Reply.error("not_allowed_token_type" if token == other else "invalid_auth")
         if method == "chat.postMessage" and self.rate_limiter is not None:
             wait = self.rate_limiter.wait_needed(str(args.get("channel", "")), self.ws.clock())
             if wait > 0:
