@@ -61,7 +61,10 @@ HOSTS = [
                     {
                         "threat": "Backdoor:Win32/Dirtelti!ml",
                         "files": [
-                            {"path": "C:\\Users\\David\\Downloads\\2020-09-25-cute.md", "quarantined_at": "2026-11-30T09:59:40Z"}
+                            {
+                                "path": "C:\\Users\\David\\Downloads\\2020-09-25-cute.md",
+                                "quarantined_at": "2026-11-30T09:59:40Z",
+                            }
                         ],
                     }
                 ],

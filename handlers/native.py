@@ -97,12 +97,13 @@ def parse_mpcmdrun(words: Words) -> HostAction:
     host = host_argument(
         words.words[0] if words.words else None, usage=MPCMDRUN_FORMS, example=MPCMDRUN_EXAMPLE
     )
+    for word in words.words[1:]:  # refuse what we never run before judging its arguments
+        name = word[1:].lower()
+        if word.startswith(("-", "/")) and name in _NOT_OFFERED:
+            raise _usage(f"`{word}`: {_NOT_OFFERED[name]}.")
     options = _options(words.words[1:])
     if not options:
         raise _usage("Name an MpCmdRun command, such as `-Scan -ScanType 1`.")
-    for name, _ in options:
-        if name in _NOT_OFFERED:
-            raise _usage(f"`-{name}`: {_NOT_OFFERED[name]}.")
     command_name, _ = options[0]
     opts = dict(options[1:])
     builder = _MPCMDRUN.get(command_name)

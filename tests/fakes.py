@@ -28,7 +28,9 @@ class FakeRunner:
         self.started = asyncio.Event()
         self.release: asyncio.Event | None = None
 
-    async def run(self, argv: Sequence[str], *, timeout: float, max_output: int = DEFAULT_MAX_OUTPUT) -> RunResult:
+    async def run(
+        self, argv: Sequence[str], *, timeout: float, max_output: int = DEFAULT_MAX_OUTPUT
+    ) -> RunResult:
         self.calls.append(list(argv))
         self.started.set()
         if self.release is not None:

@@ -65,9 +65,13 @@ def test_a_signed_job_opens() -> None:
             "signature does not match",
             id="garbage-signature",
         ),
-        pytest.param(lambda job: sign_job(envelope(host="host43"), BOT), "addressed to host43", id="other-host"),
+        pytest.param(
+            lambda job: sign_job(envelope(host="host43"), BOT), "addressed to host43", id="other-host"
+        ),
         pytest.param(lambda job: sign_job(envelope(expires_at=NOW - 1), BOT), "expired", id="expired"),
-        pytest.param(lambda job: sign_job(envelope(issued_at=NOW + 3600), BOT), "future", id="from-the-future"),
+        pytest.param(
+            lambda job: sign_job(envelope(issued_at=NOW + 3600), BOT), "future", id="from-the-future"
+        ),
     ],
 )
 def test_jobs_the_agent_refuses(tamper: object, reason: str) -> None:
@@ -88,7 +92,9 @@ def test_the_agent_revalidates_the_command_itself() -> None:
 
 
 def test_long_paths_only_where_the_host_allows_them() -> None:
-    long = ScanCommand.model_validate({"scan_type": ScanType.CUSTOM, "path": "C:\\" + "a" * 300}, context={"long_paths": True})
+    long = ScanCommand.model_validate(
+        {"scan_type": ScanType.CUSTOM, "path": "C:\\" + "a" * 300}, context={"long_paths": True}
+    )
     job = sign_job(envelope(command=long), BOT)
     with pytest.raises(JobRejected, match="at most 260"):
         open_job(job, bot_key=BOT_PUBLIC, host="host42", now=NOW)
@@ -110,7 +116,11 @@ def test_results_wait_in_the_outbox_until_acknowledged(tmp_path: Path) -> None:
     state.mark_running(envelope(), started_at=NOW)
     assert state.interrupted() == [("j-00000000aa", NOW)]
     result = wire.JobResult(
-        job_id="j-00000000aa", status="succeeded", outcome=Outcome(succeeded=True, summary="ok"), started_at=NOW, finished_at=NOW
+        job_id="j-00000000aa",
+        status="succeeded",
+        outcome=Outcome(succeeded=True, summary="ok"),
+        started_at=NOW,
+        finished_at=NOW,
     )
     state.store_result(result)
     assert state.interrupted() == []
@@ -124,7 +134,9 @@ def test_the_private_key_is_private_and_stable(tmp_path: Path) -> None:
     key = state.identity()
     path = tmp_path / "identity.key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert keys.encode_public_key(AgentState(tmp_path).identity().public_key()) == keys.encode_public_key(key.public_key())
+    assert keys.encode_public_key(AgentState(tmp_path).identity().public_key()) == keys.encode_public_key(
+        key.public_key()
+    )
     os.chmod(path, 0o644)
     with pytest.raises(PermissionError, match="readable by others"):
         AgentState(tmp_path).identity()

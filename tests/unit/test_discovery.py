@@ -25,7 +25,12 @@ def install(root: Path, *versions: str, inbox: bool = True) -> tuple[Path, Path]
 
 @pytest.mark.parametrize(
     ("name", "version"),
-    [("4.18.24090.11-0", (4, 18, 24090, 11, 0)), ("4.18.2012.4-0", (4, 18, 2012, 4, 0)), ("X86", None), ("4.18.x", None)],
+    [
+        ("4.18.24090.11-0", (4, 18, 24090, 11, 0)),
+        ("4.18.2012.4-0", (4, 18, 2012, 4, 0)),
+        ("X86", None),
+        ("4.18.x", None),
+    ],
 )
 def test_platform_versions(name: str, version: tuple[int, ...] | None) -> None:
     assert platform_version(name) == version

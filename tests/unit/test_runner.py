@@ -82,4 +82,7 @@ async def test_a_missing_executable_raises_file_not_found() -> None:
 
 
 def test_decoding_folds_crlf_and_survives_bad_bytes() -> None:
-    assert decode_output(b"Scan starting...\r\nScan finished.\r\n\xff") == "Scan starting...\nScan finished.\n\ufffd"
+    assert (
+        decode_output(b"Scan starting...\r\nScan finished.\r\n\xff")
+        == "Scan starting...\nScan finished.\n\ufffd"
+    )

@@ -34,18 +34,30 @@ def test_defaults(env: dict[str, str]) -> None:
     ("change", "message"),
     [
         pytest.param({"SLACK_BOT_TOKEN": None}, "SLACK_BOT_TOKEN is not set", id="missing-token"),
-        pytest.param({"SLACK_BOT_TOKEN": "xoxp-user"}, "SLACK_BOT_TOKEN must be a bot token", id="user-token"),
-        pytest.param({"SLACK_SIGNING_SECRET": "short"}, "SLACK_SIGNING_SECRET is too short", id="short-secret"),
-        pytest.param({"SLACK_APP_TOKEN": "xoxb-x"}, "SLACK_APP_TOKEN must be an app-level token", id="app-token"),
+        pytest.param(
+            {"SLACK_BOT_TOKEN": "xoxp-user"}, "SLACK_BOT_TOKEN must be a bot token", id="user-token"
+        ),
+        pytest.param(
+            {"SLACK_SIGNING_SECRET": "short"}, "SLACK_SIGNING_SECRET is too short", id="short-secret"
+        ),
+        pytest.param(
+            {"SLACK_APP_TOKEN": "xoxb-x"}, "SLACK_APP_TOKEN must be an app-level token", id="app-token"
+        ),
         pytest.param({"SLACK_API_URL": "slack.com"}, "SLACK_API_URL must be an http(s) URL", id="api-url"),
-        pytest.param({"DEFENDER_POLICY": "/nonexistent.toml"}, "DEFENDER_POLICY no policy file", id="no-policy"),
+        pytest.param(
+            {"DEFENDER_POLICY": "/nonexistent.toml"}, "DEFENDER_POLICY no policy file", id="no-policy"
+        ),
         pytest.param({"DEFENDER_HTTP_PORT": "99999"}, "DEFENDER_HTTP_PORT", id="port-range"),
         pytest.param({"DEFENDER_BRIDGE_PORT": "http"}, "DEFENDER_BRIDGE_PORT", id="port-type"),
         pytest.param({"DEFENDER_BRIDGE_TLS_CERT": "/x.pem"}, "go together", id="half-tls"),
-        pytest.param({"DEFENDER_JOB_TTL": "an hour"}, "DEFENDER_JOB_TTL 'an hour' is not a duration", id="ttl"),
+        pytest.param(
+            {"DEFENDER_JOB_TTL": "an hour"}, "DEFENDER_JOB_TTL 'an hour' is not a duration", id="ttl"
+        ),
     ],
 )
-def test_bad_settings_name_themselves(env: dict[str, str], change: dict[str, str | None], message: str) -> None:
+def test_bad_settings_name_themselves(
+    env: dict[str, str], change: dict[str, str | None], message: str
+) -> None:
     for key, value in change.items():
         if value is None:
             env.pop(key)

@@ -1,0 +1,316 @@
+"""Every chat command of SPEC §3, and its native spellings: text → policy name and exact argv."""
+
+from __future__ import annotations
+
+import pytest
+
+from handlers import REGISTRY
+from handlers.errors import UnknownCommand, UsageError, UserError
+from handlers.registry import BotQuery, HostAction
+
+EICAR = "Virus:DOS/EICAR_Test_File"
+
+
+@pytest.mark.parametrize(
+    ("text", "policy", "argv"),
+    [
+        pytest.param("scan host42", "scan.quick", ["-Scan", "-ScanType", "1"], id="scan"),
+        pytest.param(
+            "scan host42 default --timeout 2",
+            "scan.default",
+            ["-Scan", "-ScanType", "0", "-Timeout", "2"],
+            id="scan-default",
+        ),
+        pytest.param(
+            'scan host42 custom "C:\\a b" --boot-sector --cpu-throttling',
+            "scan.custom",
+            ["-Scan", "-ScanType", "3", "-File", "C:\\a b", "-BootSectorScan", "-CpuThrottling"],
+            id="scan-custom",
+        ),
+        pytest.param("cancel host42", "cancel", ["-Scan", "-Cancel"], id="cancel"),
+        pytest.param("update host42", "update", ["-SignatureUpdate"], id="update"),
+        pytest.param("update host42 --mmpc", "update", ["-SignatureUpdate", "-MMPC"], id="update-mmpc"),
+        pytest.param("update host42 --unc", "update", ["-SignatureUpdate", "-UNC"], id="update-unc"),
+        pytest.param(
+            "update host42 --unc \\\\fs\\defs",
+            "update",
+            ["-SignatureUpdate", "-UNC", "-Path", "\\\\fs\\defs"],
+            id="update-unc-path",
+        ),
+        pytest.param("rollback host42", "rollback", ["-RemoveDefinitions"], id="rollback"),
+        pytest.param("rollback host42 --all", "rollback", ["-RemoveDefinitions", "-All"], id="rollback-all"),
+        pytest.param(
+            "rollback host42 --dynamic",
+            "rollback",
+            ["-RemoveDefinitions", "-DynamicSignatures"],
+            id="rollback-dyn",
+        ),
+        pytest.param(
+            "rollback host42 --engine", "rollback", ["-RemoveDefinitions", "-Engine"], id="rollback-engine"
+        ),
+        pytest.param("quarantine host42", "quarantine", ["-Restore", "-ListAll"], id="quarantine"),
+        pytest.param(
+            f"restore host42 --name {EICAR} --all --to C:\\out",
+            "restore",
+            ["-Restore", "-Name", EICAR, "-All", "-Path", "C:\\out"],
+            id="restore-name",
+        ),
+        pytest.param(
+            'restore host42 --file "C:\\Users\\x y.exe"',
+            "restore",
+            ["-Restore", "-FilePath", "C:\\Users\\x y.exe"],
+            id="restore-file",
+        ),
+        pytest.param(
+            "exclusion host42 C:\\Data", "exclusion", ["-CheckExclusion", "-Path", "C:\\Data"], id="exclusion"
+        ),
+        pytest.param("maps host42", "maps", ["-ValidateMapsConnection"], id="maps"),
+        pytest.param("trace host42", "trace", ["-Trace"], id="trace"),
+        pytest.param(
+            "trace host42 --grouping 1ff --level 0x10",
+            "trace",
+            ["-Trace", "-Grouping", "0x1FF", "-Level", "0x10"],
+            id="trace-hex",
+        ),
+        pytest.param("getfiles host42", "getfiles", ["-GetFiles"], id="getfiles"),
+        pytest.param(
+            "getfiles host42 --to D:\\cabs",
+            "getfiles",
+            ["-GetFiles", "-SupportLogLocation", "D:\\cabs"],
+            id="getfiles-to",
+        ),
+        pytest.param("getfiles host42 --diagtrack", "getfiles", ["-GetFilesDiagTrack"], id="diagtrack"),
+        pytest.param("dynsig list host42", "dynsig.list", ["-ListAllDynamicSignatures"], id="dynsig-list"),
+        pytest.param(
+            "dynsig add host42 C:\\s.vdm",
+            "dynsig.add",
+            ["-AddDynamicSignature", "-Path", "C:\\s.vdm"],
+            id="dynsig-add",
+        ),
+        pytest.param(
+            "dynsig remove host42 {1A2B}",
+            "dynsig.remove",
+            ["-RemoveDynamicSignature", "-SignatureSetID", "{1A2B}"],
+            id="dynsig-rm",
+        ),
+        # Native MpCmdRun syntax: case-insensitive, '-' or '/'.
+        pytest.param(
+            "mpcmdrun host42 -Scan -ScanType 2", "scan.full", ["-Scan", "-ScanType", "2"], id="native-full"
+        ),
+        pytest.param(
+            "MpCmdRun.exe host42 /scan /scantype 3 /file C:\\x",
+            "scan.custom",
+            ["-Scan", "-ScanType", "3", "-File", "C:\\x"],
+            id="native-slash",
+        ),
+        pytest.param(
+            "mpcmdrun host42 -Scan", "scan.quick", ["-Scan", "-ScanType", "1"], id="native-scan-alone"
+        ),
+        pytest.param("mpcmdrun host42 -Scan -Cancel", "cancel", ["-Scan", "-Cancel"], id="native-cancel"),
+        pytest.param(
+            "mpcmdrun host42 -SIGNATUREUPDATE -MMPC",
+            "update",
+            ["-SignatureUpdate", "-MMPC"],
+            id="native-update",
+        ),
+        pytest.param(
+            "mpcmdrun host42 -RemoveDefinitions -All",
+            "rollback",
+            ["-RemoveDefinitions", "-All"],
+            id="native-rollback",
+        ),
+        pytest.param(
+            "mpcmdrun host42 -Restore -ListAll", "quarantine", ["-Restore", "-ListAll"], id="native-listall"
+        ),
+        pytest.param(
+            f"mpcmdrun host42 -Restore -Name {EICAR} -Path C:\\o",
+            "restore",
+            ["-Restore", "-Name", EICAR, "-Path", "C:\\o"],
+            id="native-restore",
+        ),
+        pytest.param(
+            "mpcmdrun host42 -CheckExclusion -Path C:\\x",
+            "exclusion",
+            ["-CheckExclusion", "-Path", "C:\\x"],
+            id="native-excl",
+        ),
+        pytest.param(
+            "mpcmdrun host42 -ValidateMapsConnection", "maps", ["-ValidateMapsConnection"], id="native-maps"
+        ),
+        pytest.param(
+            "mpcmdrun host42 -Trace -Level 0x3", "trace", ["-Trace", "-Level", "0x3"], id="native-trace"
+        ),
+        pytest.param(
+            "mpcmdrun host42 -GetFilesDiagTrack", "getfiles", ["-GetFilesDiagTrack"], id="native-diagtrack"
+        ),
+        pytest.param(
+            "mpcmdrun host42 -ListAllDynamicSignatures",
+            "dynsig.list",
+            ["-ListAllDynamicSignatures"],
+            id="native-dl",
+        ),
+        pytest.param(
+            "mpcmdrun host42 -RemoveDynamicSignature -SignatureSetID abc",
+            "dynsig.remove",
+            ["-RemoveDynamicSignature", "-SignatureSetID", "abc"],
+            id="native-dr",
+        ),
+        # PowerShell cmdlets.
+        pytest.param(
+            "Start-MpScan host42 -ScanType FullScan", "scan.full", ["-Scan", "-ScanType", "2"], id="ps-full"
+        ),
+        pytest.param("start-mpscan host42", "scan.quick", ["-Scan", "-ScanType", "1"], id="ps-quick"),
+        pytest.param(
+            "Start-MpScan host42 -ScanType CustomScan -ScanPath C:\\x",
+            "scan.custom",
+            ["-Scan", "-ScanType", "3", "-File", "C:\\x"],
+            id="ps-custom",
+        ),
+        pytest.param(
+            "Update-MpSignature host42 -UpdateSource MMPC",
+            "update",
+            ["-SignatureUpdate", "-MMPC"],
+            id="ps-update",
+        ),
+        pytest.param(
+            "Update-MpSignature host42 -UpdateSource FileShares",
+            "update",
+            ["-SignatureUpdate", "-UNC"],
+            id="ps-update-unc",
+        ),
+    ],
+)
+def test_commands_become_exact_argv(text: str, policy: str, argv: list[str]) -> None:
+    request = REGISTRY.parse(text)
+    assert isinstance(request, HostAction)
+    assert request.host == "host42"
+    assert request.policy_name == policy
+    assert request.command.argv() == argv
+
+
+@pytest.mark.parametrize(
+    ("text", "action"),
+    [
+        ("status host42", "status"),
+        ("Get-MpComputerStatus host42", "status"),
+        ("threats host42", "threats"),
+        ("get-mpthreatdetection host42", "threats"),
+    ],
+)
+def test_powershell_backed_commands(text: str, action: str) -> None:
+    request = REGISTRY.parse(text)
+    assert isinstance(request, HostAction)
+    assert request.command.action == action
+    assert request.command.tool == "powershell"
+
+
+@pytest.mark.parametrize(
+    ("chat", "native"),
+    [
+        ("scan host42 full", "mpcmdrun host42 -Scan -ScanType 2"),
+        ("scan host42 full", "Start-MpScan host42 -ScanType FullScan"),
+        ("update host42 --mmpc", "Update-MpSignature host42 -UpdateSource MMPC"),
+        ("status host42", "Get-MpComputerStatus host42"),
+        ("threats host42", "Get-MpThreatDetection host42"),
+        ("quarantine host42", "mpcmdrun host42 /Restore /ListAll"),
+    ],
+)
+def test_native_forms_are_the_same_typed_command(chat: str, native: str) -> None:
+    assert REGISTRY.parse(chat) == REGISTRY.parse(native)
+
+
+@pytest.mark.parametrize(
+    ("text", "query"),
+    [
+        ("hosts", BotQuery("hosts", "hosts")),
+        ("hosts WEB-*", BotQuery("hosts", "hosts", "web-*")),
+        ("jobs", BotQuery("jobs", "jobs")),
+        ("jobs host42", BotQuery("jobs", "jobs", "host42")),
+        ("job j-0123456789", BotQuery("job", "jobs", "j-0123456789")),
+    ],
+)
+def test_queries(text: str, query: BotQuery) -> None:
+    assert REGISTRY.parse(text) == query
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        pytest.param("update host42 --mmpc --unc", "cannot be used together", id="update-both"),
+        pytest.param("update host42 --unc -x", "argument injection", id="update-unc-injection"),
+        pytest.param("rollback host42 --all --engine", "cannot be used together", id="rollback-two"),
+        pytest.param("restore host42", "Say what to restore", id="restore-nothing"),
+        pytest.param(f"restore host42 --name {EICAR} --file C:\\x", "either --name", id="restore-both"),
+        pytest.param("restore host42 --file C:\\x --all", "--all goes with --name", id="restore-all-file"),
+        pytest.param("restore host42 --name -All", "argument injection", id="restore-injection"),
+        pytest.param("restore host42 --name 'Virus EICAR'", "not one Defender uses", id="restore-bad-name"),
+        pytest.param("exclusion host42", "Which path", id="exclusion-no-path"),
+        pytest.param("exclusion host42 C:\\a C:\\b", "don't know what to do", id="exclusion-two"),
+        pytest.param("trace host42 --level 0x40", "out of range", id="trace-level"),
+        pytest.param("trace host42 --grouping zz", "not hexadecimal", id="trace-hex"),
+        pytest.param("getfiles host42 --diagtrack --to C:\\x", "takes no --to", id="getfiles-diag-to"),
+        pytest.param("dynsig host42", "not a dynsig operation", id="dynsig-no-op"),
+        pytest.param("dynsig add host42", "needs the path", id="dynsig-add-no-path"),
+        pytest.param("dynsig remove host42 /x", "argument injection", id="dynsig-injection"),
+        pytest.param("maps host42 now", "don't know what to do", id="maps-extra"),
+        pytest.param("job 42", "not a job id", id="job-id"),
+        pytest.param("mpcmdrun host42", "Name an MpCmdRun command", id="native-empty"),
+        pytest.param("mpcmdrun host42 Scan", "not an option", id="native-no-prefix"),
+        pytest.param("mpcmdrun host42 -Scan -ScanType 4", "not valid", id="native-scantype-4"),
+        pytest.param(
+            "mpcmdrun host42 -Scan -ScanType 3", "custom scan needs a path", id="native-custom-no-file"
+        ),
+        pytest.param(
+            "mpcmdrun host42 -Scan -ScanType 3 -Path C:\\x", "does not go with", id="native-path-not-file"
+        ),
+        pytest.param(
+            "mpcmdrun host42 -Scan -File -DisableRemediation", "needs a value", id="native-injection"
+        ),
+        pytest.param(
+            "mpcmdrun host42 -DownloadFile -url http://x -path C:\\x", "not offered", id="native-lolbin"
+        ),
+        pytest.param("mpcmdrun host42 -Scan -ReturnHR", "leave `-ReturnHR` out", id="native-returnhr"),
+        pytest.param("mpcmdrun host42 -WdEnable", "not offered", id="native-wdenable"),
+        pytest.param("mpcmdrun host42 -Frobnicate", "not an MpCmdRun command", id="native-unknown"),
+        pytest.param("mpcmdrun host42 -Scan -Scan", "given twice", id="native-twice"),
+        pytest.param("Start-MpScan host42 -ScanType Deep", "not valid", id="ps-bad-type"),
+        pytest.param("Start-MpScan host42 -AsJob x", "not a parameter we accept", id="ps-asjob"),
+        pytest.param(
+            "Start-MpScan host42 -ScanPath C:\\x -ScanType QuickScan",
+            "goes with `-ScanType CustomScan`",
+            id="ps-path-quick",
+        ),
+        pytest.param(
+            "Update-MpSignature host42 -UpdateSource MicrosoftUpdateServer",
+            "not offered",
+            id="ps-update-source",
+        ),
+        pytest.param(
+            "Get-MpComputerStatus host42 -CimSession x", "takes no parameters", id="ps-status-params"
+        ),
+    ],
+)
+def test_refusals_explain(text: str, fragment: str) -> None:
+    with pytest.raises(UsageError) as info:
+        REGISTRY.parse(text)
+    assert fragment in info.value.message
+    assert "Usage:" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "cmdlet", ["Remove-MpThreat", "Set-MpPreference", "Add-MpPreference", "Start-MpWDOScan"]
+)
+def test_cmdlets_we_do_not_offer_are_refused_by_name(cmdlet: str) -> None:
+    with pytest.raises(UserError) as info:
+        REGISTRY.parse(f"{cmdlet} host42")
+    assert not isinstance(info.value, UnknownCommand)
+    assert "not offered" in info.value.message
+
+
+def test_every_policy_name_of_the_spec_is_reachable() -> None:
+    spec_names = {
+        "help", "hosts", "jobs", "status", "threats", "scan.quick", "scan.full", "scan.default", "scan.custom",
+        "cancel", "update", "rollback", "quarantine", "restore", "exclusion", "maps", "trace", "getfiles",
+        "dynsig.list", "dynsig.add", "dynsig.remove",
+    }  # fmt: skip
+    assert REGISTRY.policy_names == spec_names
