@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from agent_bridge.commands import QuarantineListCommand, RestoreCommand
 from agent_bridge.reports import QuarantineReport, RestoreReport
 from handlers.blocks import Block, escape, section
@@ -78,7 +80,7 @@ def render_quarantine(report: QuarantineReport) -> list[Block]:
     for item in report.items[:MAX_ITEMS]:
         lines = [f"*{escape(item.threat)}*"]
         for file in item.files:
-            when = file.quarantined_at_iso or file.quarantined_at
+            when = _readable(file.quarantined_at_iso) or file.quarantined_at
             lines.append(f"• {escape(file.kind)} `{escape(file.path)}` — quarantined {escape(when)}")
         blocks.append(section("\n".join(lines)))
     if len(report.items) > MAX_ITEMS:
@@ -104,3 +106,14 @@ def render_restore(report: RestoreReport) -> list[Block]:
         lines.append(f"• `{escape(file.path)}` ({escape(file.threat)}) — {mark}")
     head = f"Restore{where}:"
     return [section(head + ("\n" + "\n".join(lines) if lines else " nothing matched."))]
+
+
+def _readable(iso: str | None) -> str | None:
+    """``2025-09-26T03:23:34Z`` → ``2025-09-26 03:23 UTC``; the printed local text is kept otherwise."""
+    if iso is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
