@@ -17,10 +17,9 @@ import os
 import platform
 import random
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -37,6 +36,7 @@ from agent_bridge.signed_jobs import JobRejected, open_job
 
 log = logging.getLogger(__name__)
 
+PROBE_TIMEOUT = 20.0  # seconds the first `Get-MpComputerStatus` may take before the agent connects anyway
 CANCEL_GRACE = 15.0  # seconds a scan gets to stop after `MpCmdRun -Scan -Cancel` before its tree is killed
 
 
@@ -125,7 +125,6 @@ class Agent:
         self._session: _Session | None = None
         self._running: dict[str, _Running] = {}
         self._mpcmdrun: str | None = config.mpcmdrun
-        self._background: set[asyncio.Task[None]] = set()
         self.connected = asyncio.Event()
         self._recover_interrupted()
 
@@ -134,9 +133,17 @@ class Agent:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Connect, serve, and reconnect with backoff until ``stop`` is set."""
         stop = stop or asyncio.Event()
+        if self._should_probe():
+            await self._probe_versions()  # once, so the first hello already carries Defender's versions
         delays = self._delays()
         while not stop.is_set():
-            reason, was_ready = await self.connect_once(stop)
+            try:
+                reason, was_ready = await self.connect_once(stop)
+            except AgentConfigError:
+                raise
+            except Exception as exc:  # a bug must not take the agent off the fleet: log it, reconnect
+                log.exception("the connection failed unexpectedly")
+                reason, was_ready = f"internal error: {type(exc).__name__}", False
             if stop.is_set():
                 break
             if was_ready:
@@ -223,12 +230,6 @@ class Agent:
             self.state.pin(Pinned(server_key=event.server_key, cert_fingerprint=cert))
             log.info("enrolled %s with the bot; server key pinned", self.config.host)
         self.connected.set()
-        if (
-            self.config.probe_status
-            and self.state.versions() is None
-            and "status" in self.config.allowed_actions
-        ):
-            self._spawn(self._probe_versions())
         for result in self.state.pending_results():
             session.protocol.send_result(result)
         for running in self._running.values():
@@ -408,24 +409,24 @@ class Agent:
                 )
             )
 
+    def _should_probe(self) -> bool:
+        return (
+            self.config.probe_status
+            and self.state.versions() is None
+            and "status" in self.config.allowed_actions
+        )
+
     async def _probe_versions(self) -> None:
         """Learn Defender's versions once, so `hosts` can show them before anyone asks for `status`."""
         try:
-            _run, outcome = await self._run_tool(commands.StatusCommand(), timeout=60.0)
+            _run, outcome = await self._run_tool(commands.StatusCommand(), timeout=PROBE_TIMEOUT)
         except OSError as exc:
             log.info("could not read Defender's status: %s", exc)
             return
-        if self._learn_versions(outcome):
-            await self._send(lambda p: p.send_heartbeat(self.info()))
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        if not self._learn_versions(outcome):
+            log.info("Defender's versions are unknown for now: %s", outcome.summary)
 
     async def shutdown(self) -> None:
-        for task in list(self._background):
-            task.cancel()
         tasks = [r.task for r in self._running.values()]
         for task in tasks:
             task.cancel()

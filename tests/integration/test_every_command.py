@@ -76,6 +76,17 @@ HOSTS = [
         state={"mpcmdrun": {"maps": {"result": "0x80070006", "hr_style": "bare", "http_word": "httpcode"}}},
     ),
     SimulatedHost(name="host45", state={"elevated": False}),
+    SimulatedHost(
+        name="host46",
+        state={
+            "mpcmdrun": {
+                "quarantine": [
+                    {"threat": f"Trojan:Win32/Fake.{i}!ml", "files": [{"path": f"C:\\Temp\\f{i}.exe", "quarantined_at": "2026-11-01T10:00:00Z"}]}
+                    for i in range(120)
+                ]
+            }
+        },
+    ),
 ]
 
 
@@ -216,9 +227,9 @@ async def test_hosts_lists_every_agent_with_its_versions(world: LocalDeployment)
     response = await world.command(ADMIN, "hosts", CHANNEL)
     assert response.json is not None
     text = str(response.json["blocks"])
-    for host in ("host42", "host43", "host44", "host45"):
+    for host in ("host42", "host43", "host44", "host45", "host46"):
         assert f"*{host}*" in text
-    assert "4 of 4 online" in text
+    assert "5 of 5 online" in text
     assert "signatures `1.343." in text  # versions the agents reported
 
 
@@ -233,8 +244,16 @@ async def test_job_shows_one_job_in_full(world: LocalDeployment) -> None:
     assert "/archives/C0" in text  # a link to the thread
 
 
-async def test_output_too_long_for_a_message_goes_into_a_file(world: LocalDeployment, tmp_path: Path) -> None:
-    root_text, result = await run(world, "quarantine host42")
-    assert "succeeded" in root_text
+async def test_output_too_long_for_a_message_goes_into_a_file(world: LocalDeployment) -> None:
+    channel = "C0LONGOUTPUT"
+    await world.command(ADMIN, "quarantine host46", channel)
+    await world.settle()
+    (root,) = world.standin.history(channel)
+    *_, result, upload = world.standin.thread(channel, root.ts)
     assert len(result.blocks) <= 50
     assert all(len(b.get("text", {}).get("text", "")) <= 3000 for b in result.blocks)
+    assert "120 threats in quarantine" in shown(result)
+    (file,) = upload.files
+    content = world.standin.file_content(file.id).decode()
+    assert "Trojan:Win32/Fake.0!ml" in content
+    assert "Trojan:Win32/Fake.119!ml" in content
