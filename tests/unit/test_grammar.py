@@ -144,3 +144,28 @@ def test_duplicate_names_fail_at_start_up() -> None:
 
     with pytest.raises(ValueError, match="registered twice"):
         Registry([scan.SPEC, scan.SPEC])
+
+
+def test_help_for_one_command_shows_forms_example_and_access() -> None:
+    from handlers.help import render_help
+
+    rendered = render_help(REGISTRY, "restore", may_run=lambda name: name == "restore")
+    text = str(rendered.blocks)
+    assert "/defender restore <host> --name <threat> [--all] [--to <dir>]" in text
+    assert "/defender restore <host> --file <path> [--to <dir>]" in text
+    assert "Example: `/defender restore host42" in text
+    assert "You may run this here." in text
+    with pytest.raises(UnknownCommand, match="Did you mean `restore`"):
+        render_help(REGISTRY, "restor", may_run=lambda name: True)
+
+
+def test_help_lists_only_what_policy_allows() -> None:
+    from handlers.help import render_help
+
+    allowed = {"help", "status", "threats"}
+    text = str(render_help(REGISTRY, None, may_run=lambda name: name in allowed).blocks)
+    assert "/defender status <host>" in text
+    assert "/defender threats <host>" in text
+    assert "/defender scan" not in text
+    assert "Get-MpComputerStatus" in text  # the native spelling of what you may run
+    assert "Start-MpScan" not in text
