@@ -74,6 +74,8 @@ def _serve(_: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
+        with contextlib.suppress(NotImplementedError, AttributeError):  # no SIGHUP on Windows
+            loop.add_signal_handler(signal.SIGHUP, runtime.reload_policy)
         endpoints = await runtime.start()
         slack = (
             "Slack via Socket Mode" if endpoints.socket_mode else f"Slack requests at {endpoints.slack_url}"

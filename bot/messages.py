@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from bot.jobs import Job, JobState
-from handlers.blocks import Rendered, context, escape, section
+from handlers.blocks import Rendered, clip, context, escape, section
 
 Payload = dict[str, Any]
 
@@ -84,3 +84,97 @@ def expired(job: Job) -> Payload:
 
 def refused_by_host(job: Job, reason: str) -> Payload:
     return note(f":no_entry: *{job.host}* refused the job: {escape(reason)}")
+
+
+# ---- approvals ---------------------------------------------------------------------------------
+
+APPROVE = "approval.approve"
+DENY = "approval.deny"
+
+
+def _who(users: tuple[str, ...], groups: tuple[str, ...]) -> str:
+    named = [f"<!subteam^{g}>" for g in groups] + [f"<@{u}>" for u in users]
+    return ", ".join(named) or "the approvers"
+
+
+def approval_card(
+    job: Job,
+    *,
+    users: tuple[str, ...],
+    groups: tuple[str, ...],
+    required: int,
+    expires_at: float,
+    approvals: tuple[str, ...] = (),
+    decided: str | None = None,  # "approved", "denied", "expired"
+    decided_by: str | None = None,
+    decided_at: float | None = None,
+) -> Payload:
+    """The card in the thread. While pending it has Approve and Deny; once decided, it says who and when."""
+    reason = f"\n*Reason:* {escape(job.reason)}" if job.reason else ""
+    head = (
+        f":raised_hand: *Approval needed* for `{escape(job.text)}` on *{job.host}*, "
+        f"asked by <@{job.requester}>.{reason}"
+    )
+    tally = f"{len(approvals)} of {required} approval{'s' if required != 1 else ''}"
+    if approvals:
+        tally += ": " + ", ".join(f"<@{u}>" for u in approvals)
+    blocks: list[dict[str, Any]] = [section(head)]
+    if decided is None:
+        blocks.append(
+            section(f"{_who(users, groups)}: please decide. {tally}. Expires {clock_time(expires_at)}.")
+        )
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"approval-{job.id}-{len(approvals)}",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": APPROVE,
+                        "text": {"type": "plain_text", "text": "Approve"},
+                        "style": "primary",
+                        "value": job.id,
+                        "confirm": _confirm("Approve?", f"Run `{job.text}` on {job.host}.", "Approve"),
+                    },
+                    {
+                        "type": "button",
+                        "action_id": DENY,
+                        "text": {"type": "plain_text", "text": "Deny"},
+                        "style": "danger",
+                        "value": job.id,
+                        "confirm": _confirm("Deny?", "The request ends and nothing runs.", "Deny"),
+                    },
+                ],
+            }
+        )
+        text = f"Approval needed: {job.text} on {job.host}"
+    else:
+        by = f" by <@{decided_by}>" if decided_by else ""
+        when = f" at {clock_time(decided_at)}" if decided_at else ""
+        icon = {"approved": ":white_check_mark:", "denied": ":no_entry:", "expired": ":clock3:"}[decided]
+        blocks.append(section(f"{icon} *{decided.capitalize()}*{by}{when}. {tally}."))
+        text = f"{decided.capitalize()}: {job.text} on {job.host}"
+    return {"text": text, "blocks": blocks}
+
+
+def _confirm(title: str, text: str, confirm: str) -> dict[str, Any]:
+    return {
+        "title": {"type": "plain_text", "text": title},
+        "text": {"type": "mrkdwn", "text": clip(text, 300)},
+        "confirm": {"type": "plain_text", "text": confirm},
+        "deny": {"type": "plain_text", "text": "Cancel"},
+    }
+
+
+def decision(verdict: str, *, user: str | None, count: int, required: int) -> Payload:
+    if verdict == "approved":
+        return note(
+            f":white_check_mark: <@{user}> approved ({count}/{required}); the job is released to run."
+        )
+    if verdict == "counted":
+        left = required - count
+        more = f"{left} more approval{'s' if left != 1 else ''}"
+        return note(f":+1: <@{user}> approved ({count}/{required}); {more} needed.")
+    if verdict == "denied":
+        return note(f":no_entry: <@{user}> denied the request; nothing runs.")
+    return note(":clock3: The request expired before enough approvals; nothing ran.")

@@ -18,8 +18,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agent_bridge import keys
 from agent_bridge.server import PATH as AGENT_PATH
 from agent_bridge.server import BridgeServer
+from bot.audit import AuditLog
+from bot.directory import GroupDirectory
 from bot.keyring import KeyRing
-from bot.policy import Policy, load_policy
+from bot.policy import Policy, PolicyError, load_policy
+from bot.requests import RequestHandler
 from bot.service import JobService
 from bot.settings import Settings, SettingsError
 from bot.slack_app import EVENTS_PATH, build_bolt_app, slack_routes
@@ -69,12 +72,22 @@ class BotRuntime:
             retry_handlers=[],  # the outbox retries, in one place, with Retry-After honoured
         )
         self.outbox = SlackOutbox(self.store, self.client, burst=settings.channel_burst)
+        self.audit = AuditLog(
+            audit_path(settings.data_dir), head=self.store.audit_head, save_head=self.store.save_audit_head
+        )
+        self.directory = GroupDirectory(self.client)
+        self.directory.watch(_groups_named(self.policy))
         self.service = JobService(
+            store=self.store, keyring=self.keyring, outbox=self.outbox, audit=self.audit
+        )
+        self.requests = RequestHandler(
+            service=self.service,
             store=self.store,
             keyring=self.keyring,
             registry=REGISTRY,
             policy=lambda: self.policy,
-            outbox=self.outbox,
+            directory=self.directory,
+            audit=self.audit,
             job_ttl=settings.job_ttl,
         )
         self.bridge = BridgeServer(keyring=self.keyring, signing_key=self.signing_key, handler=self.service)
@@ -85,8 +98,9 @@ class BotRuntime:
 
     async def start(self) -> Endpoints:
         auth = await self._auth_test()
+        await self.directory.refresh()  # warm the user-group cache before the first command
         bolt = build_bolt_app(
-            service=self.service,
+            requests=self.requests,
             api_url=self.settings.slack_api_url,
             signing_secret=self.settings.slack_signing_secret.get_secret_value(),
             auth=auth,
@@ -108,7 +122,9 @@ class BotRuntime:
         self._tasks = [
             asyncio.create_task(self.outbox.run(), name="slack outbox"),
             asyncio.create_task(self._sweep_expired(), name="expiry sweep"),
+            asyncio.create_task(self.directory.keep_fresh(), name="user groups"),
         ]
+        self.audit.write("started", slack=EVENTS_PATH, agents=AGENT_PATH)
         self.outbox.wake()  # anything left unposted by a previous run goes out now
         scheme = "wss" if tls else "ws"
         return Endpoints(
@@ -130,7 +146,23 @@ class BotRuntime:
         await self.service.close()
         for runner in self._runners:
             await runner.cleanup()
+        self.audit.write("stopped")
+        self.audit.close()
         self.store.close()
+
+    def reload_policy(self) -> bool:
+        """SIGHUP: take a new policy file if it is valid; a bad one keeps the old one, with a logged error."""
+        try:
+            policy = load_policy(self.settings.policy, known_commands=REGISTRY.policy_names)
+        except PolicyError as exc:
+            log.error("policy not reloaded, keeping the current one: %s", exc)
+            self.audit.write("policy_reload_failed", error=str(exc)[:300])
+            return False
+        self.policy = policy
+        self.directory.watch(_groups_named(policy))
+        log.info("policy reloaded from %s", self.settings.policy)
+        self.audit.write("policy_reloaded", path=str(self.settings.policy))
+        return True
 
     async def _auth_test(self) -> AuthorizeResult:
         try:
@@ -139,7 +171,7 @@ class BotRuntime:
             raise SettingsError(f"SLACK_BOT_TOKEN was refused by Slack: {exc.response.get('error')}") from exc
         except OSError as exc:
             raise SettingsError(f"SLACK_API_URL {self.settings.slack_api_url} is unreachable: {exc}") from exc
-        self.service.workspace_url = response.get("url")
+        self.requests.workspace_url = response.get("url")
         return AuthorizeResult(
             enterprise_id=response.get("enterprise_id"),
             team_id=response.get("team_id"),
@@ -173,4 +205,14 @@ class BotRuntime:
     async def _sweep_expired(self) -> None:
         while True:
             await self.service.expire_due()
+            await self.requests.expire_approvals()
             await asyncio.sleep(EXPIRY_SWEEP)
+
+
+def audit_path(data_dir: Path) -> Path:
+    return data_dir / "audit.jsonl"
+
+
+def _groups_named(policy: Policy) -> set[str]:
+    groups = {g for grant in policy.grants for g in grant.usergroups}
+    return groups | set(policy.approval.approvers.usergroups)

@@ -1,8 +1,8 @@
-"""Jobs from request to result: what the slash command does before its ack, and everything after.
+"""Jobs after they are accepted: dispatch to the host, progress, results, expiry.
 
-Before the ack (fast, no network): parse, authorize, store the job with its root message. After: the
-outbox posts, the bridge dispatches, and the agent's progress and result come back through the
-:class:`~agent_bridge.server.BridgeHandler` methods here, each stored before it is announced.
+The agent's progress and result come back through the :class:`~agent_bridge.server.BridgeHandler`
+methods here; each is stored, with the thread messages that announce it, before anything else happens,
+and a result is acknowledged to the agent only once it is stored.
 """
 
 from __future__ import annotations
@@ -10,24 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agent_bridge import wire
 from bot import messages
-from bot.jobs import ACTIVE, Job, JobState, new_job_id, run_timeout
+from bot.audit import AuditLog
+from bot.jobs import ACTIVE, Job, JobState, run_timeout
 from bot.keyring import KeyRing
-from bot.policy import Policy, Principal, authorize
 from bot.slack_out import SlackOutbox
 from bot.store import Store
-from handlers import RENDERERS, fleet
-from handlers.blocks import Rendered
-from handlers.errors import AccessDenied, NotFound, UserError
-from handlers.help import render_help
-from handlers.registry import BotQuery, HostAction, Registry
+from handlers import RENDERERS
 from handlers.results import render_result
 
 log = logging.getLogger(__name__)
@@ -43,164 +37,32 @@ class Dispatcher(Protocol):
     async def send_job(self, envelope: wire.JobEnvelope) -> bool: ...
 
 
-@dataclass(frozen=True)
-class Reply:
-    """The slash command's synchronous answer, shown only to the person who typed it."""
-
-    text: str
-    blocks: list[dict[str, Any]] = field(default_factory=list)
-
-    @classmethod
-    def of(cls, rendered: Rendered) -> Reply:
-        return cls(rendered.text, rendered.blocks)
-
-
 class JobService:
     def __init__(
         self,
         *,
         store: Store,
         keyring: KeyRing,
-        registry: Registry,
-        policy: Callable[[], Policy],
         outbox: SlackOutbox,
+        audit: AuditLog,
         bridge: Dispatcher | None = None,
-        job_ttl: float = 3600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._keyring = keyring
-        self._registry = registry
-        self._policy = policy
-        self._outbox = outbox
+        self.outbox = outbox
+        self._audit = audit
         self._bridge = bridge
-        self._job_ttl = job_ttl
         self._clock = clock
         self._dispatch_locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.workspace_url: str | None = None  # from auth.test, for links to threads
+
+    def online(self) -> dict[str, wire.AgentInfo]:
+        return self._bridge.online() if self._bridge is not None else {}
 
     def attach(self, bridge: Dispatcher) -> None:
         """The bridge is built after the service (it calls back into it); connect the two."""
         self._bridge = bridge
-
-    # ---- slash command --------------------------------------------------------------------------
-
-    def handle_command(self, *, user_id: str, channel_id: str, text: str) -> Reply:
-        """Everything the command needs before its ack. Synchronous on purpose: no awaiting here."""
-        try:
-            request = self._registry.parse(text)
-            principal = Principal(user_id)
-            decision = authorize(
-                self._policy(),
-                principal,
-                request.policy_name,
-                host=request.host if isinstance(request, HostAction) else None,
-                channel=channel_id,
-            )
-            if not decision.allowed:
-                raise AccessDenied(
-                    f":no_entry: Not allowed: {decision.reason}. Ask a fleet admin for a grant."
-                )
-            if isinstance(request, BotQuery):
-                return self._answer_query(request, principal, channel_id)
-            return self._create_job(request, principal, channel_id, text)
-        except UserError as exc:
-            log.info(
-                "refused %s from %s in %s: %s", text[:80], user_id, channel_id, exc.message.splitlines()[0]
-            )
-            return Reply(exc.message)
-        except Exception:
-            ref = secrets.token_hex(4)
-            log.exception("internal error %s handling a command from %s", ref, user_id)
-            return Reply(f":warning: Something went wrong on our side (reference `{ref}`). Nothing ran.")
-
-    def _answer_query(self, query: BotQuery, principal: Principal, channel: str) -> Reply:
-        def may(policy_name: str, host: str | None = None) -> bool:
-            return authorize(self._policy(), principal, policy_name, host=host, channel=channel).allowed
-
-        if query.name == "help":
-            return Reply.of(render_help(self._registry, query.argument, may_run=lambda name: may(name)))
-        if query.name == "hosts":
-            views = [
-                v
-                for v in self._host_views()
-                if fleet.matches(v.host, query.argument) and may("hosts", v.host)
-            ]
-            return Reply.of(fleet.render_hosts(views, query.argument, now=self._clock()))
-        if query.name == "jobs":
-            jobs = [j for j in self._store.jobs(host=query.argument, limit=50) if may("jobs", j.host)][:20]
-            return Reply.of(
-                fleet.render_jobs([self._job_view(j) for j in jobs], query.argument, now=self._clock())
-            )
-        if query.name == "job":
-            job = self._store.get(query.argument or "")
-            if job is None or not may("jobs", job.host):
-                raise NotFound(f"There is no job `{query.argument}` that you may see.")
-            return Reply.of(fleet.render_job(self._job_view(job), now=self._clock()))
-        raise NotFound(
-            f"`{query.name}` is not a query I answer."
-        )  # pragma: no cover - the registry has no other
-
-    def _host_views(self) -> list[fleet.HostView]:
-        online = self._bridge.online() if self._bridge is not None else {}
-        views = []
-        for record in self._keyring.agents():
-            info = online.get(record.host) or record.info
-            views.append(
-                fleet.HostView(
-                    host=record.host,
-                    online=record.host in online,
-                    last_seen=self._clock() if record.host in online else record.last_seen,
-                    revoked=record.revoked_at is not None,
-                    agent_version=info.agent_version if info else None,
-                    os=info.os if info else None,
-                    platform_version=info.platform_version if info else None,
-                    engine_version=info.engine_version if info else None,
-                    signature_version=info.signature_version if info else None,
-                )
-            )
-        return views
-
-    def _job_view(self, job: Job) -> fleet.JobView:
-        link = None
-        if self.workspace_url and job.root_ts:
-            link = f"{self.workspace_url.rstrip('/')}/archives/{job.channel}/p{job.root_ts.replace('.', '')}"
-        return fleet.JobView(
-            id=job.id,
-            host=job.host,
-            text=job.text,
-            state=job.state.value,
-            requester=job.requester,
-            created_at=job.created_at,
-            updated_at=job.updated_at,
-            reason=job.reason,
-            summary=job.result.outcome.summary if job.result else None,
-            thread_link=link,
-        )
-
-    def _create_job(self, request: HostAction, principal: Principal, channel: str, text: str) -> Reply:
-        now = self._clock()
-        job = Job(
-            id=new_job_id(),
-            host=request.host,
-            command=request.command,
-            text=" ".join(text.split()),
-            requester=principal.user_id,
-            channel=channel,
-            reason=request.reason,
-            state=JobState.QUEUED,
-            created_at=now,
-            updated_at=now,
-            expires_at=now + self._job_ttl,
-        )
-        self._store.create_job(job, root=messages.root(job))
-        log.info("job %s on %s: %s requested by %s", job.id, job.host, job.policy_name, job.requester)
-        self._outbox.wake()
-        self._spawn(self.dispatch(job.host))
-        return Reply(
-            f"Accepted as job `{job.id}`; follow it in the thread under the message in this channel."
-        )
 
     # ---- dispatch -------------------------------------------------------------------------------
 
@@ -234,11 +96,12 @@ class JobService:
         assert self._bridge is not None, "attach() the bridge before dispatching"
         if self._bridge.is_online(job.host) and await self._bridge.send_job(envelope):
             self._store.mark_dispatched(job.id, reply=messages.dispatched(job))
+            self._audit.write("dispatch", job=job.id, host=job.host)
             log.info("job %s on %s: dispatched", job.id, job.host)
         elif job.dispatched_at is None and not self._said_waiting(job):
             self._store.add_reply(job.id, messages.waiting_for_host(job), detail="waiting for host")
             log.info("job %s on %s: host offline, job waits", job.id, job.host)
-        self._outbox.wake()
+        self.outbox.wake()
 
     def _said_waiting(self, job: Job) -> bool:
         return any(event["detail"] == "waiting for host" for event in self._store.events(job.id))
@@ -278,7 +141,8 @@ class JobService:
                 ("update_root", messages.root(job, state=JobState.RUNNING)),
             ]
             self._store.transition(job.id, JobState.RUNNING, actor=host, posts=posts)
-            self._outbox.wake()
+            self._audit.write("running", job=job.id, host=host)
+            self.outbox.wake()
 
     async def job_result(self, host: str, result: wire.JobResult) -> bool:
         job = self._store.get(result.job_id)
@@ -314,6 +178,7 @@ class JobService:
 
     async def job_refused(self, host: str, job_id: str, reason: str) -> None:
         job = self._store.get(job_id)
+        self._audit.write("refused_by_host", job=job_id, host=host, reason=reason)
         if job is None or job.host != host or job.state not in ACTIVE:
             log.warning("host %s refused job %s: %s", host, job_id, reason)
             return
@@ -336,11 +201,12 @@ class JobService:
         """End a job: state, history, thread replies and the root's final status, in one transaction."""
         posts = [*posts, ("update_root", messages.root(job, state=state, summary=summary))]
         self._store.transition(job.id, state, actor=job.host, detail=summary, result=result, posts=posts)
-        self._outbox.wake()
+        self._audit.write("result", job=job.id, host=job.host, status=state.value, summary=summary)
+        self.outbox.wake()
 
     # ---- housekeeping ---------------------------------------------------------------------------
 
-    def _spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)

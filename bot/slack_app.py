@@ -11,16 +11,19 @@ Slack API call before its ack (bolt-python#947).
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.service import JobService
+from bot.approvals import Vote
+from bot.messages import APPROVE
+from bot.requests import RequestHandler
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +44,38 @@ class SlashCommand(BaseModel):
     response_url: str | None = None
 
 
+class ClickedButton(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    action_id: str
+    value: str = Field(pattern=r"^j-[0-9a-f]{10}$")
+
+
+class Clicker(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+
+
+class Container(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    message_ts: str
+    channel_id: str
+
+
+class BlockActions(BaseModel):
+    """The parts of Slack's block_actions payload an approval click needs."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    user: Clicker
+    actions: list[ClickedButton] = Field(min_length=1)
+    container: Container
+
+
 def build_bolt_app(
-    *, service: JobService, api_url: str, signing_secret: str, auth: AuthorizeResult
+    *, requests: RequestHandler, api_url: str, signing_secret: str, auth: AuthorizeResult
 ) -> AsyncApp:
     async def authorize(**_: Any) -> AuthorizeResult:
         return auth
@@ -62,10 +95,27 @@ def build_bolt_app(
         except ValidationError:
             await ack(text="That request was missing the user or channel; please try again.")
             return
-        reply = service.handle_command(
+        reply = requests.handle_command(
             user_id=command.user_id, channel_id=command.channel_id, text=command.text
         )
         await ack(text=reply.text, blocks=reply.blocks or None, response_type="ephemeral")
+
+    @app.action(re.compile(r"^approval\.(approve|deny)$"))
+    async def on_click(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()  # first: the decision may need Slack (user groups), which must not delay the ack
+        try:
+            click = BlockActions.model_validate(body)
+        except ValidationError:
+            log.warning("ignored a malformed approval click")
+            return
+        action = click.actions[0]
+        await requests.handle_click(
+            user_id=click.user.id,
+            job_id=action.value,
+            vote=Vote.APPROVE if action.action_id == APPROVE else Vote.DENY,
+            channel_id=click.container.channel_id,
+            message_ts=click.container.message_ts,
+        )
 
     return app
 

@@ -161,14 +161,16 @@ class SlackOutbox:
                         return None
                     await self._client.chat_update(channel=item.channel, ts=ts, **_message(payload))
                     return ts
-                case "update":
-                    await self._client.chat_update(
-                        channel=item.channel, ts=payload["ts"], **_message(payload)
-                    )
-                    return str(payload["ts"])
+                case "update_ref":  # edit a message this outbox posted earlier (an approval card)
+                    ts = self._store.outbox_ts(int(payload["ref"]))
+                    if ts is None:
+                        return None
+                    await self._client.chat_update(channel=item.channel, ts=ts, **_message(payload))
+                    return ts
                 case "ephemeral":
+                    extra = {"thread_ts": payload["thread_ts"]} if payload.get("thread_ts") else {}
                     response = await self._client.chat_postEphemeral(
-                        channel=item.channel, user=payload["user"], **_message(payload)
+                        channel=item.channel, user=payload["user"], **_message(payload), **extra
                     )
                     return str(response.get("message_ts", ""))
                 case _:

@@ -77,6 +77,30 @@ CREATE TABLE IF NOT EXISTS agents (
     last_seen REAL,
     info TEXT
 );
+CREATE TABLE IF NOT EXISTS approvals (
+    job_id TEXT PRIMARY KEY REFERENCES jobs(id),
+    state TEXT NOT NULL,
+    required INTEGER NOT NULL,
+    approver_users TEXT NOT NULL,
+    approver_groups TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    card_outbox_id INTEGER,
+    decided_at REAL,
+    decided_by TEXT
+);
+CREATE INDEX IF NOT EXISTS approvals_pending ON approvals(expires_at) WHERE state = 'pending';
+CREATE TABLE IF NOT EXISTS approval_votes (
+    job_id TEXT NOT NULL REFERENCES approvals(job_id),
+    user_id TEXT NOT NULL,
+    vote TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (job_id, user_id)
+);
+CREATE TABLE IF NOT EXISTS audit_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS enrollment_tokens (
     secret_hash TEXT PRIMARY KEY,
     host TEXT NOT NULL,
@@ -85,6 +109,18 @@ CREATE TABLE IF NOT EXISTS enrollment_tokens (
     used_at REAL
 );
 """
+
+
+@dataclass(frozen=True)
+class ApprovalTerms:
+    """What a request needs before it runs, fixed when it is made (a later policy change does not
+    move the goalposts of a pending request)."""
+
+    required: int
+    users: tuple[str, ...]
+    groups: tuple[str, ...]
+    expires_at: float
+    card: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -125,8 +161,9 @@ class Store:
 
     # ---- jobs -----------------------------------------------------------------------------------
 
-    def create_job(self, job: Job, *, root: dict[str, Any]) -> None:
-        """Store a new job and its root message together; refuse a second scan on a busy host."""
+    def create_job(self, job: Job, *, root: dict[str, Any], approval: ApprovalTerms | None = None) -> None:
+        """Store a new job and its root message together (with its approval card, if it needs one);
+        refuse a second scan on a busy host."""
         try:
             with self.transaction() as db:
                 db.execute(
@@ -141,6 +178,16 @@ class Store:
                 )  # fmt: skip
                 self._event(db, job.id, job.state, actor=job.requester, detail="requested")
                 self._enqueue(db, job.id, job.channel, "root", root)
+                if approval is not None:
+                    card = self._enqueue(db, job.id, job.channel, "reply", approval.card)
+                    db.execute(
+                        "INSERT INTO approvals (job_id, state, required, approver_users, approver_groups,"
+                        " expires_at, card_outbox_id) VALUES (?, 'pending', ?, ?, ?, ?, ?)",
+                        (
+                            job.id, approval.required, json.dumps(list(approval.users)),
+                            json.dumps(list(approval.groups)), approval.expires_at, card,
+                        ),
+                    )  # fmt: skip
         except sqlite3.IntegrityError as exc:
             busy = self.active_scan(job.host)
             if busy is None:  # pragma: no cover - the index is the only constraint a new id can hit
@@ -185,28 +232,39 @@ class Store:
         result: JobResult | None = None,
         posts: Sequence[tuple[str, dict[str, Any]]] = (),
     ) -> Job | None:
-        """Move a job to ``new`` if that is legal from where it is; None if another caller got there first.
+        """Move a job to ``new`` if that is legal from where it is.
 
         The state change, its history line and the Slack messages that announce it commit together.
         """
         with self.transaction() as db:
-            row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is None:
-                return None
-            current = JobState(row["state"])
-            check_transition(current, new)
-            now = self._clock()
-            updated = db.execute(
-                "UPDATE jobs SET state = ?, updated_at = ?, result = COALESCE(?, result)"
-                " WHERE id = ? AND state = ?",
-                (new.value, now, result.model_dump_json() if result else None, job_id, current.value),
-            )
-            if updated.rowcount != 1:  # pragma: no cover - BEGIN IMMEDIATE serialises writers
-                return None
-            self._event(db, job_id, new, actor=actor, detail=detail)
-            for op, payload in posts:
-                self._enqueue(db, job_id, row["channel"], op, payload)
+            self.transition_in(db, job_id, new, actor=actor, detail=detail, result=result, posts=posts)
         return self.get(job_id)
+
+    def transition_in(
+        self,
+        db: sqlite3.Connection,
+        job_id: str,
+        new: JobState,
+        *,
+        actor: str | None = None,
+        detail: str | None = None,
+        result: JobResult | None = None,
+        posts: Sequence[tuple[str, dict[str, Any]]] = (),
+    ) -> None:
+        """The same, inside a transaction the caller holds (for changes that must commit with others)."""
+        row = db.execute("SELECT state, channel FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise KeyError(job_id)
+        current = JobState(row["state"])
+        check_transition(current, new)
+        db.execute(
+            "UPDATE jobs SET state = ?, updated_at = ?, result = COALESCE(?, result)"
+            " WHERE id = ? AND state = ?",
+            (new.value, self._clock(), result.model_dump_json() if result else None, job_id, current.value),
+        )
+        self._event(db, job_id, new, actor=actor, detail=detail)
+        for op, payload in posts:
+            self._enqueue(db, job_id, row["channel"], op, payload)
 
     def mark_dispatched(self, job_id: str, *, reply: dict[str, Any] | None) -> None:
         with self.transaction() as db:
@@ -246,6 +304,12 @@ class Store:
         with self.transaction() as db:
             return self._enqueue(db, job_id, channel, op, payload)
 
+    def enqueue_in(
+        self, db: sqlite3.Connection, *, job_id: str | None, channel: str, op: str, payload: dict[str, Any]
+    ) -> int:
+        """Queue a message inside a transaction the caller holds."""
+        return self._enqueue(db, job_id, channel, op, payload)
+
     def _enqueue(
         self, db: sqlite3.Connection, job_id: str | None, channel: str, op: str, payload: dict[str, Any]
     ) -> int:
@@ -275,6 +339,23 @@ class Store:
     def outbox_attempted(self, item: OutboxItem, error: str) -> None:
         self.db.execute(
             "UPDATE slack_outbox SET attempts = attempts + 1, failed = ? WHERE id = ?", (error[:500], item.id)
+        )
+
+    def outbox_ts(self, outbox_id: int) -> str | None:
+        row = self.db.execute("SELECT ts FROM slack_outbox WHERE id = ?", (outbox_id,)).fetchone()
+        return row["ts"] if row else None
+
+    # ---- audit head -----------------------------------------------------------------------------
+
+    def audit_head(self) -> tuple[int, str] | None:
+        row = self.db.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+        return (int(row["seq"]), str(row["hash"])) if row else None
+
+    def save_audit_head(self, seq: int, digest: str) -> None:
+        self.db.execute(
+            "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)"
+            " ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            (seq, digest),
         )
 
     def root_ts(self, job_id: str) -> str | None:

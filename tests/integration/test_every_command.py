@@ -7,7 +7,6 @@ PowerShell simulators as child processes); each case types a command and reads t
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -81,7 +80,10 @@ HOSTS = [
         state={
             "mpcmdrun": {
                 "quarantine": [
-                    {"threat": f"Trojan:Win32/Fake.{i}!ml", "files": [{"path": f"C:\\Temp\\f{i}.exe", "quarantined_at": "2026-11-01T10:00:00Z"}]}
+                    {
+                        "threat": f"Trojan:Win32/Fake.{i}!ml",
+                        "files": [{"path": f"C:\\Temp\\f{i}.exe", "quarantined_at": "2026-11-01T10:00:00Z"}],
+                    }
                     for i in range(120)
                 ]
             }

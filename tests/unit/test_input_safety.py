@@ -18,8 +18,10 @@ from hypothesis import strategies as st
 from agent_bridge import values
 from agent_bridge.commands import StatusCommand, ThreatsCommand
 from agent_bridge.wire import AgentInfo, JobEnvelope
+from bot.audit import AuditLog
 from bot.keyring import KeyRing
 from bot.policy import parse_policy
+from bot.requests import RequestHandler
 from bot.service import JobService
 from bot.slack_out import SlackOutbox
 from bot.store import Store
@@ -210,20 +212,24 @@ async def test_a_refusal_stores_and_sends_nothing(tmp_path: Path, name: str, wor
         {"roles": {"all": {"commands": ["*"]}}, "grants": [{"role": "all", "users": ["U0ALICE"]}]},
         known_commands=REGISTRY.policy_names,
     )
+    audit = AuditLog(tmp_path / f"{abs(hash((name, *words)))}.jsonl")
     service = JobService(
         store=store,
         keyring=KeyRing(store),
-        registry=REGISTRY,
-        policy=lambda: policy,
         outbox=SlackOutbox(store, client=None),  # type: ignore[arg-type]  # never started: nothing is posted
+        audit=audit,
         bridge=NeverDispatch(),
     )
+    handler = RequestHandler(
+        service=service, store=store, keyring=KeyRing(store), registry=REGISTRY, policy=lambda: policy,
+        directory=None, audit=audit,
+    )  # fmt: skip
     text = " ".join([name, *words])
     try:
         expected = REGISTRY.parse(text)
     except UserError:
         expected = None
-    reply = service.handle_command(user_id="U0ALICE", channel_id="C0SECOPS", text=text)
+    reply = handler.handle_command(user_id="U0ALICE", channel_id="C0SECOPS", text=text)
     jobs = store.jobs()
     if isinstance(expected, HostAction):
         assert "Accepted as job" in reply.text or "already in progress" in reply.text
@@ -232,4 +238,5 @@ async def test_a_refusal_stores_and_sends_nothing(tmp_path: Path, name: str, wor
         assert jobs == []
         assert store.pending_outbox() == []
     await service.close()
+    audit.close()
     store.close()

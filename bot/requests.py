@@ -1,0 +1,370 @@
+"""What people ask for in Slack: slash commands (answered before the ack) and approval clicks.
+
+A slash command is parsed, authorized and, if it becomes a job, stored with its root message (and its
+approval card) before Slack gets its acknowledgement; none of that awaits anything. When the cached
+user-group membership says no and might be stale, the answer is "checking" and the real one follows
+privately after a refresh. Every request, refusal and decision is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from bot import messages
+from bot.approvals import Approval, Approvals, Outcome, Posts, Verdict, Vote
+from bot.audit import AuditLog
+from bot.directory import GroupDirectory
+from bot.jobs import Job, JobState, new_job_id
+from bot.keyring import KeyRing
+from bot.policy import Policy, Principal, authorize
+from bot.service import JobService
+from bot.store import ApprovalTerms, Store
+from handlers import fleet
+from handlers.blocks import Rendered
+from handlers.errors import AccessDenied, NotFound, UsageError, UserError
+from handlers.help import render_help
+from handlers.registry import BotQuery, HostAction, Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer shown only to the person who typed the command (or clicked)."""
+
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, rendered: Rendered) -> Reply:
+        return cls(rendered.text, rendered.blocks)
+
+
+CHECKING = Reply(":hourglass: Checking your user groups with Slack; the answer follows in a moment.")
+
+
+class RequestHandler:
+    def __init__(
+        self,
+        *,
+        service: JobService,
+        store: Store,
+        keyring: KeyRing,
+        registry: Registry,
+        policy: Callable[[], Policy],
+        directory: GroupDirectory | None,
+        audit: AuditLog,
+        job_ttl: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._service = service
+        self._store = store
+        self._keyring = keyring
+        self._registry = registry
+        self._policy = policy
+        self._directory = directory
+        self._audit = audit
+        self._approvals = Approvals(store)
+        self._job_ttl = job_ttl
+        self._clock = clock
+        self.workspace_url: str | None = None  # from auth.test, for links to threads
+
+    # ---- slash commands -------------------------------------------------------------------------
+
+    def handle_command(self, *, user_id: str, channel_id: str, text: str) -> Reply:
+        """Everything a command needs before its ack. Synchronous on purpose: nothing here awaits."""
+        return self._handle(user_id, channel_id, text, may_recheck=True)
+
+    def _handle(self, user_id: str, channel_id: str, text: str, *, may_recheck: bool) -> Reply:
+        audit = {"user": user_id, "channel": channel_id, "text": text[:500]}
+        try:
+            request = self._registry.parse(text)
+            principal = self._principal(user_id)
+            host = request.host if isinstance(request, HostAction) else None
+            decision = authorize(
+                self._policy(), principal, request.policy_name, host=host, channel=channel_id
+            )
+            if not decision.allowed:
+                if may_recheck and self._groups_might_help():
+                    self._audit.write("request", **audit, outcome="checking user groups")
+                    self._service.spawn(self._recheck(user_id, channel_id, text))
+                    return CHECKING
+                raise AccessDenied(
+                    f":no_entry: Not allowed: {decision.reason}. Ask a fleet admin for a grant."
+                )
+            if isinstance(request, BotQuery):
+                reply = self._answer_query(request, principal, channel_id)
+                self._audit.write("query", **audit, outcome="answered")
+                return reply
+            job = self._create_job(request, principal, channel_id, text)
+            self._audit.write("request", **audit, outcome="accepted", job=job.id, state=job.state.value)
+            if job.state is JobState.PENDING_APPROVAL:
+                return Reply(
+                    f"Job `{job.id}` is waiting for approval; the card is in the thread of its message."
+                )
+            return Reply(
+                f"Accepted as job `{job.id}`; follow it in the thread under the message in this channel."
+            )
+        except UserError as exc:
+            log.info(
+                "refused %s from %s in %s: %s", text[:80], user_id, channel_id, exc.message.splitlines()[0]
+            )
+            self._audit.write("refused", **audit, reason=exc.message.splitlines()[0][:300])
+            return Reply(exc.message)
+        except Exception:
+            ref = secrets.token_hex(4)
+            log.exception("internal error %s handling a command from %s", ref, user_id)
+            self._audit.write("error", **audit, reference=ref)
+            return Reply(f":warning: Something went wrong on our side (reference `{ref}`). Nothing ran.")
+
+    async def _recheck(self, user_id: str, channel_id: str, text: str) -> None:
+        """Refresh user groups, decide again, and tell the user privately."""
+        if self._directory is not None:
+            await self._directory.refresh(force=True)
+        reply = self._handle(user_id, channel_id, text, may_recheck=False)
+        self._tell(user_id, channel_id, reply)
+
+    def _tell(self, user_id: str, channel_id: str, reply: Reply, thread_ts: str | None = None) -> None:
+        payload: dict[str, Any] = {"user": user_id, "text": reply.text}
+        if reply.blocks:
+            payload["blocks"] = reply.blocks
+        if thread_ts:
+            payload["thread_ts"] = thread_ts
+        self._store.enqueue(job_id=None, channel=channel_id, op="ephemeral", payload=payload)
+        self._service.outbox.wake()
+
+    def _principal(self, user_id: str) -> Principal:
+        groups = self._directory.groups_of(user_id) if self._directory is not None else frozenset()
+        return Principal(user_id, groups)
+
+    def _groups_might_help(self) -> bool:
+        policy = self._policy()
+        uses_groups = any(grant.usergroups for grant in policy.grants)
+        return uses_groups and self._directory is not None and not self._directory.is_fresh()
+
+    def _create_job(self, request: HostAction, principal: Principal, channel: str, text: str) -> Job:
+        policy = self._policy()
+        needs_approval = policy.needs_approval(request.policy_name)
+        if needs_approval and policy.approval.reason_required and not request.reason:
+            raise UsageError(
+                f"`{request.policy_name}` needs on-call approval, and approvers need to know why: "
+                f"add `--reason <why>` at the end.",
+                example=f"{' '.join(text.split())} --reason suspected compromise, ticket IR-1234",
+            )
+        now = self._clock()
+        job = Job(
+            id=new_job_id(),
+            host=request.host,
+            command=request.command,
+            text=" ".join(text.split()),
+            requester=principal.user_id,
+            channel=channel,
+            reason=request.reason,
+            state=JobState.PENDING_APPROVAL if needs_approval else JobState.QUEUED,
+            created_at=now,
+            updated_at=now,
+            expires_at=now + self._job_ttl,
+        )
+        terms = None
+        if needs_approval:
+            rule = policy.approval
+            expires_at = now + rule.expires_after
+            # The job must still reach its host after a late approval: its delivery window starts then.
+            job = _with_expiry(job, expires_at + self._job_ttl)
+            card = messages.approval_card(
+                job, users=rule.approvers.users, groups=rule.approvers.usergroups,
+                required=rule.required, expires_at=expires_at,
+            )  # fmt: skip
+            terms = ApprovalTerms(
+                rule.required, rule.approvers.users, rule.approvers.usergroups, expires_at, card
+            )
+        self._store.create_job(job, root=messages.root(job), approval=terms)
+        log.info("job %s on %s: %s requested by %s (%s)", job.id, job.host, job.policy_name, job.requester,
+                 job.state.value)  # fmt: skip
+        self._service.outbox.wake()
+        if not needs_approval:
+            self._service.spawn(self._service.dispatch(job.host))
+        return job
+
+    # ---- queries --------------------------------------------------------------------------------
+
+    def _answer_query(self, query: BotQuery, principal: Principal, channel: str) -> Reply:
+        def may(policy_name: str, host: str | None = None) -> bool:
+            return authorize(self._policy(), principal, policy_name, host=host, channel=channel).allowed
+
+        if query.name == "help":
+            return Reply.of(render_help(self._registry, query.argument, may_run=lambda name: may(name)))
+        if query.name == "hosts":
+            views = [
+                v
+                for v in self._host_views()
+                if fleet.matches(v.host, query.argument) and may("hosts", v.host)
+            ]
+            return Reply.of(fleet.render_hosts(views, query.argument, now=self._clock()))
+        if query.name == "jobs":
+            jobs = [j for j in self._store.jobs(host=query.argument, limit=50) if may("jobs", j.host)][:20]
+            return Reply.of(
+                fleet.render_jobs([self._job_view(j) for j in jobs], query.argument, now=self._clock())
+            )
+        job = self._store.get(query.argument or "")
+        if job is None or not may("jobs", job.host):
+            raise NotFound(f"There is no job `{query.argument}` that you may see.")
+        return Reply.of(fleet.render_job(self._job_view(job), now=self._clock()))
+
+    def _host_views(self) -> list[fleet.HostView]:
+        online = self._service.online()
+        views = []
+        for record in self._keyring.agents():
+            info = online.get(record.host) or record.info
+            views.append(
+                fleet.HostView(
+                    host=record.host,
+                    online=record.host in online,
+                    last_seen=self._clock() if record.host in online else record.last_seen,
+                    revoked=record.revoked_at is not None,
+                    agent_version=info.agent_version if info else None,
+                    os=info.os if info else None,
+                    platform_version=info.platform_version if info else None,
+                    engine_version=info.engine_version if info else None,
+                    signature_version=info.signature_version if info else None,
+                )
+            )
+        return views
+
+    def _job_view(self, job: Job) -> fleet.JobView:
+        link = None
+        if self.workspace_url and job.root_ts:
+            link = f"{self.workspace_url.rstrip('/')}/archives/{job.channel}/p{job.root_ts.replace('.', '')}"
+        approval = self._approvals.get(job.id)
+        return fleet.JobView(
+            id=job.id,
+            host=job.host,
+            text=job.text,
+            state=job.state.value,
+            requester=job.requester,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            reason=job.reason,
+            summary=job.result.outcome.summary if job.result else None,
+            approvers=approval.approvals if approval else (),
+            thread_link=link,
+        )
+
+    # ---- approval clicks ------------------------------------------------------------------------
+
+    async def handle_click(
+        self, *, user_id: str, job_id: str, vote: Vote, channel_id: str, message_ts: str
+    ) -> None:
+        """Runs after the click was acknowledged, so it may ask Slack about user groups."""
+        audit = {"user": user_id, "job": job_id, "vote": vote.value}
+        approval = self._approvals.get(job_id)
+        job = self._store.get(job_id)
+        if approval is None or job is None:
+            self._audit.write("click_refused", **audit, reason="no such request")
+            self._tell(user_id, channel_id, Reply("That approval request does not exist."), message_ts)
+            return
+        if user_id == job.requester:
+            self._audit.write("click_refused", **audit, reason="self-approval")
+            self._tell(
+                user_id,
+                channel_id,
+                Reply(":no_entry: You cannot approve or deny your own request."),
+                message_ts,
+            )
+            return
+        if not await self._is_approver(approval, user_id):
+            self._audit.write("click_refused", **audit, reason="not an approver")
+            refusal = Reply(":no_entry: Only the named on-call approvers can decide this request.")
+            self._tell(user_id, channel_id, refusal, message_ts)
+            return
+        outcome = self._approvals.vote(
+            job_id, user_id, vote, now=self._clock(), posts=lambda o: self._decision_posts(job, user_id, o)
+        )
+        self._audit.write("decision", **audit, verdict=outcome.verdict.value)
+        self._service.outbox.wake()
+        private = _private_answer(outcome)
+        if private is not None:
+            self._tell(user_id, channel_id, private, message_ts)
+        if outcome.verdict is Verdict.APPROVED:
+            self._service.spawn(self._service.dispatch(job.host))
+
+    async def _is_approver(self, approval: Approval, user_id: str) -> bool:
+        if approval.may_approve(user_id, self._principal(user_id).groups):
+            return True
+        if approval.groups and self._directory is not None:
+            await self._directory.refresh(force=True)  # refresh on miss: just added to on-call?
+            return approval.may_approve(user_id, self._principal(user_id).groups)
+        return False
+
+    def _decision_posts(self, job: Job, user_id: str, outcome: Outcome) -> Posts:
+        approval = outcome.approval
+        assert approval is not None
+        verdict = outcome.verdict.value
+        posts: list[tuple[str, dict[str, Any]]] = [
+            (
+                "reply",
+                messages.decision(
+                    verdict, user=user_id, count=len(approval.approvals), required=approval.required
+                ),
+            )
+        ]
+        decided = approval.state if approval.state != "pending" else None
+        card = messages.approval_card(
+            job, users=approval.users, groups=approval.groups, required=approval.required,
+            expires_at=approval.expires_at, approvals=approval.approvals, decided=decided,
+            decided_by=approval.decided_by, decided_at=approval.decided_at,
+        )  # fmt: skip
+        if approval.card_outbox_id is not None:
+            posts.append(("update_ref", {"ref": approval.card_outbox_id, **card}))
+        if decided is not None:
+            state = {"approved": JobState.QUEUED, "denied": JobState.DENIED, "expired": JobState.EXPIRED}[
+                decided
+            ]
+            posts.append(("update_root", messages.root(job, state=state)))
+        return posts
+
+    def _expiry_posts(self, job: Job) -> Callable[[Outcome], Posts]:
+        return lambda outcome: self._decision_posts(job, "", outcome)
+
+    async def expire_approvals(self) -> None:
+        now = self._clock()
+        for approval in self._approvals.pending():
+            if approval.expires_at > now:
+                break
+            job = self._store.get(approval.job_id)
+            if job is None:
+                continue
+            outcome = self._approvals.expire(job.id, now=now, posts=self._expiry_posts(job))
+            if outcome.verdict is Verdict.EXPIRED:
+                self._audit.write("decision", job=job.id, verdict="expired")
+                self._service.outbox.wake()
+
+
+def _with_expiry(job: Job, expires_at: float) -> Job:
+    return replace(job, expires_at=expires_at)
+
+
+def _private_answer(outcome: Outcome) -> Reply | None:
+    approval = outcome.approval
+    match outcome.verdict:
+        case Verdict.DUPLICATE:
+            assert approval is not None
+            return Reply(
+                f"You already voted on this request ({len(approval.approvals)} of {approval.required})."
+            )
+        case Verdict.ALREADY_DECIDED:
+            assert approval is not None
+            by = f" by <@{approval.decided_by}>" if approval.decided_by else ""
+            when = f" at {messages.clock_time(approval.decided_at)}" if approval.decided_at else ""
+            return Reply(f"This request was already {approval.state}{by}{when}; your click changed nothing.")
+        case Verdict.EXPIRED:
+            return Reply("This request has expired; nothing runs. Ask again if it is still needed.")
+        case Verdict.NO_REQUEST:
+            return Reply("That approval request does not exist.")
+        case _:
+            return None
