@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent_bridge import keys, values
+from bot.audit import verify
 from bot.keyring import KeyRing
 from bot.policy import PolicyError
-from bot.runtime import BotRuntime, cert_fingerprint, database_path, signing_key_path
+from bot.runtime import BotRuntime, audit_path, cert_fingerprint, database_path, signing_key_path
 from bot.settings import SettingsError, load_settings, parse_duration
 from bot.store import Store
 
@@ -56,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     enroll.add_argument("host")
     enroll.add_argument("--expires", default="1h", help="how long the token stays valid (default 1h)")
     enroll.set_defaults(run=_enroll)
+
+    audit = sub.add_parser("audit", help="check the audit log")
+    audit_sub = audit.add_subparsers(required=True, metavar="action")
+    verify = audit_sub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad line")
+    verify.set_defaults(run=_audit_verify)
 
     demo = sub.add_parser("demo", help="everything on this machine, with a local stand-in for Slack")
     demo.add_argument("--user", default=None, help="the Slack user id you type as (default U0ALICE)")
@@ -123,6 +129,16 @@ def _enroll(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _audit_verify(_: argparse.Namespace) -> int:
+    store, data_dir = _admin_store()
+    try:
+        verdict = verify(audit_path(data_dir), head=store.audit_head())
+    finally:
+        store.close()
+    print(verdict.message, file=sys.stdout if verdict.ok else sys.stderr)
+    return 0 if verdict.ok else 1
 
 
 def _demo(args: argparse.Namespace) -> int:

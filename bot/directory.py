@@ -56,16 +56,20 @@ class GroupDirectory:
             for group in self._watched
         )
 
-    async def refresh(self, *, force: bool = False) -> None:
-        """Fetch every watched group that is stale (or, with ``force``, every one not fetched just now)."""
+    async def refresh(self, *, max_age: float | None = None) -> None:
+        """Fetch every watched group older than ``max_age`` (default: the TTL)."""
+        limit = self._ttl if max_age is None else max_age
         async with self._lock:
             now = self._clock()
             for group in sorted(self._watched):
                 entry = self._groups.get(group)
-                age = now - entry.fetched_at if entry else float("inf")
-                if age < (MIN_REFRESH_INTERVAL if force else self._ttl):
+                if entry is not None and now - entry.fetched_at < limit:
                     continue
                 await self._fetch(group)
+
+    async def refresh_on_miss(self) -> None:
+        """A check failed on cached data: look again, but not more often than every few seconds."""
+        await self.refresh(max_age=MIN_REFRESH_INTERVAL)
 
     async def _fetch(self, group: str) -> None:
         try:

@@ -125,7 +125,7 @@ class RequestHandler:
     async def _recheck(self, user_id: str, channel_id: str, text: str) -> None:
         """Refresh user groups, decide again, and tell the user privately."""
         if self._directory is not None:
-            await self._directory.refresh(force=True)
+            await self._directory.refresh_on_miss()
         reply = self._handle(user_id, channel_id, text, may_recheck=False)
         self._tell(user_id, channel_id, reply)
 
@@ -297,7 +297,7 @@ class RequestHandler:
         if approval.may_approve(user_id, self._principal(user_id).groups):
             return True
         if approval.groups and self._directory is not None:
-            await self._directory.refresh(force=True)  # refresh on miss: just added to on-call?
+            await self._directory.refresh_on_miss()  # refresh on miss: just added to on-call?
             return approval.may_approve(user_id, self._principal(user_id).groups)
         return False
 

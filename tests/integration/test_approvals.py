@@ -1,0 +1,309 @@
+"""On-call approval in the thread, through bolt's real dispatch: cards, clicks, and every abuse refused."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.jobs import JobState
+from bot.runtime import BotRuntime
+from bot.slack_standin import ButtonNotFoundError, SlackStandIn
+from bot.slack_standin_model import Message
+from tests.conftest import ALICE, BOB, CHANNEL, EVE, OTHER_CHANNEL, settings_for, shown
+
+CAROL = "U0CAROL"
+DAVE = "U0DAVE"
+ONCALL = "S0ONCALL"
+
+POLICY = """
+[roles.responder]
+commands = ["help", "jobs", "scan.*", "status"]
+
+[[grants]]
+role = "responder"
+users = ["U0ALICE"]
+usergroups = ["S0ONCALL"]
+hosts = ["host4*", "web-*"]
+channels = ["C0SECOPS"]
+
+[approval]
+commands = ["scan.full", "scan.custom"]
+approvers = { usergroups = ["S0ONCALL"], users = ["U0DAVE"] }
+required = {required}
+expires_after = "15m"
+reason_required = true
+"""
+
+
+async def start_bot(tmp_path: Path, standin: SlackStandIn, required: int = 1) -> BotRuntime:
+    runtime = BotRuntime(settings_for(tmp_path, standin, policy=POLICY.replace("{required}", str(required))))
+    endpoints = await runtime.start()
+    standin.set_request_url(endpoints.slack_url)
+    return runtime
+
+
+@pytest.fixture
+async def oncall(standin: SlackStandIn) -> SlackStandIn:
+    for user, name in ((CAROL, "carol"), (DAVE, "dave")):
+        standin.add_user(user, name)
+    standin.set_usergroup(ONCALL, [BOB, CAROL])
+    return standin
+
+
+@pytest.fixture
+async def bot(tmp_path: Path, oncall: SlackStandIn) -> AsyncIterator[BotRuntime]:
+    runtime = await start_bot(tmp_path, oncall)
+    yield runtime
+    await runtime.stop()
+
+
+async def request(standin: SlackStandIn, text: str, user: str = ALICE) -> tuple[Message, Message]:
+    """Ask for something that needs approval; return its root message and its approval card."""
+    before = len(standin.history(CHANNEL))
+    response = await standin.send_slash_command(user=user, channel=CHANNEL, text=text)
+    assert response.json is not None
+    assert "waiting for approval" in response.json["text"], response.json["text"]
+    root = (await standin.wait_for_messages(CHANNEL, before + 1))[before]
+    (card,) = await standin.wait_for_reply_count(CHANNEL, root.ts, 1)
+    return root, card
+
+
+async def click(standin: SlackStandIn, user: str, card: Message, action: str = "approval.approve") -> None:
+    response = await standin.click_button(user=user, channel=CHANNEL, message_ts=card.ts, action_id=action)
+    assert response.status == 200
+
+
+def current(standin: SlackStandIn, message: Message) -> Message:
+    found = standin.find_message(CHANNEL, message.ts)
+    assert found is not None
+    return found
+
+
+def buttons(message: Message) -> list[str]:
+    return [e["action_id"] for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
+
+
+async def private_to(standin: SlackStandIn, user: str, n: int = 1) -> str:
+    messages = await standin.wait_for_ephemerals(user, n)
+    return messages[-1].text
+
+
+async def test_a_risky_command_waits_for_approval_then_runs(oncall: SlackStandIn, bot: BotRuntime) -> None:
+    root, card = await request(oncall, "scan host42 full --reason user reported popups")
+    text = shown(card)
+    assert "Approval needed" in text
+    assert f"<!subteam^{ONCALL}>" in text
+    assert f"<@{DAVE}>" in text
+    assert "user reported popups" in text
+    assert buttons(card) == ["approval.approve", "approval.deny"]
+    (job,) = bot.store.jobs()
+    assert job.state is JobState.PENDING_APPROVAL
+    assert "waiting for approval" in shown(current(oncall, root))
+
+    await click(oncall, BOB, card)
+    replies = await oncall.wait_for_reply_count(CHANNEL, root.ts, 3)
+    assert "<@U0BOB> approved (1/1)" in replies[1].text
+    assert "not connected" in replies[2].text  # released: dispatched, and host42 has no agent here
+    await oncall.wait_for(lambda: buttons(current(oncall, card)) == [], description="buttons removed")
+    decided = shown(current(oncall, card))
+    assert "Approved* by <@U0BOB> at" in decided
+    assert bot.store.get(job.id).state is JobState.QUEUED  # type: ignore[union-attr]
+    (approval,) = [a for a in [bot.requests._approvals.get(job.id)] if a]
+    assert approval.approvals == (BOB,)
+
+
+async def test_a_request_without_a_reason_is_refused_up_front(oncall: SlackStandIn, bot: BotRuntime) -> None:
+    response = await oncall.send_slash_command(user=ALICE, channel=CHANNEL, text="scan host42 full")
+    assert response.json is not None
+    assert "needs on-call approval" in response.json["text"]
+    assert "--reason" in response.json["text"]
+    assert bot.store.jobs() == []
+    assert oncall.history(CHANNEL) == []
+
+
+async def test_self_approval_is_refused(oncall: SlackStandIn, bot: BotRuntime) -> None:
+    """Bob is on call; he asks, and then tries to approve his own request."""
+    _root, card = await request(oncall, "scan host42 full --reason mine", user=BOB)
+    await click(oncall, BOB, card)
+    assert "cannot approve or deny your own request" in await private_to(oncall, BOB, 2)
+    (job,) = bot.store.jobs()
+    assert job.state is JobState.PENDING_APPROVAL
+    assert buttons(current(oncall, card)) == ["approval.approve", "approval.deny"]
+
+
+async def test_a_click_by_a_non_approver_is_refused(oncall: SlackStandIn, bot: BotRuntime) -> None:
+    _root, card = await request(oncall, "scan host42 full --reason r")
+    await click(oncall, EVE, card)
+    assert "Only the named on-call approvers" in await private_to(oncall, EVE)
+    (job,) = bot.store.jobs()
+    assert job.state is JobState.PENDING_APPROVAL
+
+
+async def test_a_named_user_approver_counts(oncall: SlackStandIn, bot: BotRuntime) -> None:
+    _root, card = await request(oncall, "scan host42 full --reason r")
+    await click(oncall, DAVE, card)
+    await oncall.wait_for(lambda: bot.store.jobs()[0].state is JobState.QUEUED, description="released")
+
+
+async def test_deny_ends_it_and_a_click_after_the_decision_changes_nothing(
+    oncall: SlackStandIn, bot: BotRuntime
+) -> None:
+    root, card = await request(oncall, "scan host42 full --reason r")
+    await click(oncall, CAROL, card, "approval.deny")
+    await oncall.wait_for(lambda: bot.store.jobs()[0].state is JobState.DENIED, description="denied")
+    await oncall.wait_for(lambda: buttons(current(oncall, card)) == [], description="buttons removed")
+    assert "Denied* by <@U0CAROL>" in shown(current(oncall, card))
+    with pytest.raises(ButtonNotFoundError):  # the button is gone...
+        await click(oncall, BOB, card)
+    payload = oncall.build_block_actions_payload(  # ...so replay the old click
+        user=BOB,
+        channel=CHANNEL,
+        message_ts=card.ts,
+        action_id="approval.approve",
+        value=bot.store.jobs()[0].id,
+    )
+    assert (await oncall.send_block_actions(payload)).status == 200
+    assert "already denied by <@U0CAROL>" in await private_to(oncall, BOB)
+    assert bot.store.jobs()[0].state is JobState.DENIED
+    await oncall.wait_for(lambda: "denied" in shown(current(oncall, root)), description="root says denied")
+
+
+async def test_a_click_after_expiry_is_refused(oncall: SlackStandIn, bot: BotRuntime) -> None:
+    _root, card = await request(oncall, "scan host42 full --reason r")
+    (job,) = bot.store.jobs()
+    bot.store.db.execute(
+        "UPDATE approvals SET expires_at = ? WHERE job_id = ?", (time.time() - 1, job.id)
+    )  # time passes
+    await click(oncall, BOB, card)
+    assert "has expired" in await private_to(oncall, BOB)
+    assert bot.store.get(job.id).state is JobState.EXPIRED  # type: ignore[union-attr]
+    await oncall.wait_for(lambda: buttons(current(oncall, card)) == [], description="buttons removed")
+    assert "Expired" in shown(current(oncall, card))
+
+
+async def test_the_expiry_sweep_ends_forgotten_requests(oncall: SlackStandIn, bot: BotRuntime) -> None:
+    root, card = await request(oncall, "scan host42 full --reason r")
+    (job,) = bot.store.jobs()
+    bot.store.db.execute("UPDATE approvals SET expires_at = ? WHERE job_id = ?", (time.time() - 1, job.id))
+    await bot.requests.expire_approvals()
+    assert bot.store.get(job.id).state is JobState.EXPIRED  # type: ignore[union-attr]
+    replies = await oncall.wait_for_reply_count(CHANNEL, root.ts, 2)
+    assert "expired before enough approvals" in replies[1].text
+
+
+async def test_a_forged_click_is_refused(oncall: SlackStandIn, bot: BotRuntime) -> None:
+    _root, card = await request(oncall, "scan host42 full --reason r")
+    payload = oncall.build_block_actions_payload(
+        user=BOB, channel=CHANNEL, message_ts=card.ts, action_id="approval.approve"
+    )
+    from urllib.parse import urlencode
+
+    body = urlencode({"payload": json.dumps(payload)})
+    assert (await oncall.post_signed(body, secret="not-the-signing-secret")).status == 401
+    assert (await oncall.post_signed(body, timestamp=int(time.time()) - 3600)).status == 401
+    assert bot.store.jobs()[0].state is JobState.PENDING_APPROVAL
+
+
+async def test_double_and_simultaneous_clicks_count_once(tmp_path: Path, oncall: SlackStandIn) -> None:
+    runtime = await start_bot(tmp_path, oncall, required=2)
+    try:
+        root, card = await request(oncall, "scan host42 full --reason r")
+        await asyncio.gather(*(click(oncall, BOB, card) for _ in range(5)))
+        replies = await oncall.wait_for_reply_count(CHANNEL, root.ts, 2)
+        assert "approved (1/2); 1 more approval needed" in replies[1].text
+        (job,) = runtime.store.jobs()
+        assert runtime.store.get(job.id).state is JobState.PENDING_APPROVAL  # type: ignore[union-attr]
+        await oncall.wait_for_ephemerals(BOB, 4)  # the other four were told they already voted
+        await asyncio.gather(click(oncall, CAROL, card), click(oncall, DAVE, card))
+        await oncall.wait_for(
+            lambda: runtime.store.get(job.id).state is JobState.QUEUED, description="released"
+        )  # type: ignore[union-attr]
+        events = [e["state"] for e in runtime.store.events(job.id) if e["state"]]
+        assert events[:2] == ["pending_approval", "queued"]
+        approvals = runtime.requests._approvals.get(job.id)
+        assert approvals is not None
+        assert len(approvals.approvals) == 2
+        assert approvals.approvals[0] == BOB
+    finally:
+        await runtime.stop()
+
+
+async def test_a_host_outside_the_grant_is_refused(oncall: SlackStandIn, bot: BotRuntime) -> None:
+    response = await oncall.send_slash_command(user=ALICE, channel=CHANNEL, text="scan db-01")
+    assert response.json is not None
+    assert "does not cover this channel on db-01" in response.json["text"]
+    assert bot.store.jobs() == []
+
+
+async def test_a_command_in_a_channel_the_grant_does_not_cover(oncall: SlackStandIn, bot: BotRuntime) -> None:
+    response = await oncall.send_slash_command(user=ALICE, channel=OTHER_CHANNEL, text="scan host42")
+    assert response.json is not None
+    assert "Not allowed" in response.json["text"]
+    assert bot.store.jobs() == []
+
+
+async def test_a_user_removed_from_on_call_loses_access_after_the_refresh(
+    oncall: SlackStandIn, bot: BotRuntime
+) -> None:
+    response = await oncall.send_slash_command(user=CAROL, channel=CHANNEL, text="status host42")
+    assert response.json is not None
+    assert "Accepted" in response.json["text"]  # Carol is on call: her group grants `status`
+    oncall.set_usergroup(ONCALL, [BOB])
+    await bot.directory.refresh(max_age=0)  # the cache's TTL passing, done now
+    response = await oncall.send_slash_command(user=CAROL, channel=CHANNEL, text="status host42")
+    assert response.json is not None
+    assert "Not allowed" in response.json["text"]
+    # ...and as an approver: her click no longer counts.
+    _root, card = await request(oncall, "scan host43 full --reason r")
+    await click(oncall, CAROL, card)
+    assert "Only the named on-call approvers" in await private_to(oncall, CAROL)
+
+
+async def test_someone_just_added_to_on_call_is_let_in_after_a_check(
+    oncall: SlackStandIn, bot: BotRuntime
+) -> None:
+    """Refresh on miss: the cache says no, so the bot checks with Slack and answers privately."""
+    oncall.set_usergroup(ONCALL, [BOB, CAROL, EVE])
+    bot.directory._groups.clear()  # the cached entry has aged out
+    response = await oncall.send_slash_command(user=EVE, channel=CHANNEL, text="status host42")
+    assert response.json is not None
+    assert "Checking your user groups" in response.json["text"]
+    await oncall.wait_for(
+        lambda: any("Accepted as job" in m.text for m in oncall.ephemerals(user=EVE)),
+        description="the answer",
+    )
+    await oncall.wait_for(lambda: len(bot.store.jobs()) == 1, description="the job")
+
+
+async def test_jobs_show_who_approved_and_why(oncall: SlackStandIn, bot: BotRuntime) -> None:
+    _root, card = await request(oncall, "scan host42 full --reason ticket IR-77")
+    await click(oncall, BOB, card)
+    (job,) = bot.store.jobs()
+    await oncall.wait_for(lambda: bot.store.get(job.id).state is JobState.QUEUED, description="released")  # type: ignore[union-attr]
+    response = await oncall.send_slash_command(user=ALICE, channel=CHANNEL, text=f"job {job.id}")
+    assert response.json is not None
+    text = str(response.json["blocks"])
+    assert "<@U0BOB>" in text
+    assert "ticket IR-77" in text
+    assert "<@U0ALICE>" in text
+
+
+async def test_every_request_refusal_and_decision_is_audited(oncall: SlackStandIn, bot: BotRuntime) -> None:
+    await oncall.send_slash_command(user=EVE, channel=CHANNEL, text="scan host42")
+    _root, card = await request(oncall, "scan host42 full --reason r")
+    await click(oncall, ALICE, card)
+    await click(oncall, BOB, card)
+    await oncall.wait_for(lambda: bot.store.jobs()[0].state is JobState.QUEUED, description="released")
+    events = [json.loads(line) for line in (bot.settings.data_dir / "audit.jsonl").read_text().splitlines()]
+    kinds = [
+        (e["event"], e.get("user"), e.get("reason") or e.get("outcome") or e.get("verdict")) for e in events
+    ]
+    assert any(k == "refused" and u == EVE and "Not allowed" in (r or "") for k, u, r in kinds)
+    assert ("request", ALICE, "accepted") in kinds
+    assert ("click_refused", ALICE, "self-approval") in kinds
+    assert ("decision", BOB, "approved") in kinds

@@ -1,0 +1,119 @@
+"""The audit log's hash chain: editing, removing or reordering any line is caught and named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bot.audit import AuditLog, verify
+
+
+class Head:
+    """Stands in for the database row that remembers the newest entry."""
+
+    def __init__(self) -> None:
+        self.value: tuple[int, str] | None = None
+
+    def save(self, seq: int, digest: str) -> None:
+        self.value = (seq, digest)
+
+
+def write_log(path: Path, n: int = 6) -> Head:
+    head = Head()
+    log = AuditLog(path, head=lambda: head.value, save_head=head.save, clock=lambda: 1_800_000_000.0)
+    for i in range(n):
+        log.write("request", user="U0ALICE", text=f"scan host{i}", outcome="accepted")
+    log.close()
+    return head
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines(keepends=True)
+
+
+def test_an_untouched_log_verifies(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    head = write_log(path)
+    verdict = verify(path, head=head.value)
+    assert verdict.ok
+    assert verdict.lines == 6
+
+
+def test_the_chain_continues_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    head = write_log(path, 3)
+    log = AuditLog(path, head=lambda: head.value, save_head=head.save)
+    log.write("started")
+    log.close()
+    assert verify(path, head=head.value).ok
+    assert json.loads(lines(path)[-1])["seq"] == 4
+
+
+def test_an_edited_line_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    head = write_log(path)
+    content = lines(path)
+    content[2] = content[2].replace("host2", "host9")
+    path.write_text("".join(content))
+    verdict = verify(path, head=head.value)
+    assert not verdict.ok
+    assert verdict.message == "line 3: content does not match its hash (edited)"
+
+
+def test_a_rehashed_edit_still_breaks_the_next_line(tmp_path: Path) -> None:
+    """Someone who edits a line and recomputes its hash cannot fix the chain after it."""
+    import hashlib
+
+    path = tmp_path / "audit.jsonl"
+    head = write_log(path)
+    content = lines(path)
+    entry = json.loads(content[1])
+    entry.pop("hash")
+    entry["user"] = "U0MALLORY"
+    canonical = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    entry["hash"] = hashlib.sha256((entry["prev"] + "\n" + canonical).encode()).hexdigest()
+    content[1] = json.dumps(entry) + "\n"
+    path.write_text("".join(content))
+    assert verify(path, head=head.value).message == "line 3: does not follow line 2 (edited)"
+
+
+def test_a_removed_line_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    head = write_log(path)
+    content = lines(path)
+    del content[3]
+    path.write_text("".join(content))
+    assert verify(path, head=head.value).message == "line 4: expected entry 4, found 5 (removed before it)"
+
+
+def test_reordered_lines_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    head = write_log(path)
+    content = lines(path)
+    content[1], content[2] = content[2], content[1]
+    path.write_text("".join(content))
+    assert verify(path, head=head.value).message == "line 2: expected entry 2, found 3 (removed before it)"
+    content = lines(path)
+    content[1], content[2] = content[2], content[1]
+    content[4], content[3] = content[3], content[4]
+    path.write_text("".join(content))
+    assert verify(path, head=head.value).message.startswith("line 4: expected entry 4, found 5")
+
+
+def test_lines_cut_off_the_end_are_caught_by_the_stored_head(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    head = write_log(path)
+    path.write_text("".join(lines(path)[:4]))
+    assert verify(path).ok  # on its own the shortened file still chains...
+    verdict = verify(path, head=head.value)  # ...but the bot remembers where it really ended
+    assert not verdict.ok
+    assert verdict.message == "line 5: missing; the log should go on to entry 6 (removed)"
+
+
+def test_garbage_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    head = write_log(path)
+    content = lines(path)
+    content.insert(2, "not json\n")
+    path.write_text("".join(content))
+    assert verify(path, head=head.value).message == "line 3: not an audit entry (edited or corrupted)"
