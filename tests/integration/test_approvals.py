@@ -78,6 +78,12 @@ async def click(standin: SlackStandIn, user: str, card: Message, action: str = "
     assert response.status == 200
 
 
+def state_of(runtime: BotRuntime, job_id: str) -> JobState:
+    job = runtime.store.get(job_id)
+    assert job is not None
+    return job.state
+
+
 def current(standin: SlackStandIn, message: Message) -> Message:
     found = standin.find_message(CHANNEL, message.ts)
     assert found is not None
@@ -112,7 +118,7 @@ async def test_a_risky_command_waits_for_approval_then_runs(oncall: SlackStandIn
     await oncall.wait_for(lambda: buttons(current(oncall, card)) == [], description="buttons removed")
     decided = shown(current(oncall, card))
     assert "Approved* by <@U0BOB> at" in decided
-    assert bot.store.get(job.id).state is JobState.QUEUED  # type: ignore[union-attr]
+    assert state_of(bot, job.id) is JobState.QUEUED
     (approval,) = [a for a in [bot.requests._approvals.get(job.id)] if a]
     assert approval.approvals == (BOB,)
 
@@ -181,17 +187,17 @@ async def test_a_click_after_expiry_is_refused(oncall: SlackStandIn, bot: BotRun
     )  # time passes
     await click(oncall, BOB, card)
     assert "has expired" in await private_to(oncall, BOB)
-    assert bot.store.get(job.id).state is JobState.EXPIRED  # type: ignore[union-attr]
+    assert state_of(bot, job.id) is JobState.EXPIRED
     await oncall.wait_for(lambda: buttons(current(oncall, card)) == [], description="buttons removed")
     assert "Expired" in shown(current(oncall, card))
 
 
 async def test_the_expiry_sweep_ends_forgotten_requests(oncall: SlackStandIn, bot: BotRuntime) -> None:
-    root, card = await request(oncall, "scan host42 full --reason r")
+    root, _card = await request(oncall, "scan host42 full --reason r")
     (job,) = bot.store.jobs()
     bot.store.db.execute("UPDATE approvals SET expires_at = ? WHERE job_id = ?", (time.time() - 1, job.id))
     await bot.requests.expire_approvals()
-    assert bot.store.get(job.id).state is JobState.EXPIRED  # type: ignore[union-attr]
+    assert state_of(bot, job.id) is JobState.EXPIRED
     replies = await oncall.wait_for_reply_count(CHANNEL, root.ts, 2)
     assert "expired before enough approvals" in replies[1].text
 
@@ -217,12 +223,10 @@ async def test_double_and_simultaneous_clicks_count_once(tmp_path: Path, oncall:
         replies = await oncall.wait_for_reply_count(CHANNEL, root.ts, 2)
         assert "approved (1/2); 1 more approval needed" in replies[1].text
         (job,) = runtime.store.jobs()
-        assert runtime.store.get(job.id).state is JobState.PENDING_APPROVAL  # type: ignore[union-attr]
+        assert state_of(runtime, job.id) is JobState.PENDING_APPROVAL
         await oncall.wait_for_ephemerals(BOB, 4)  # the other four were told they already voted
         await asyncio.gather(click(oncall, CAROL, card), click(oncall, DAVE, card))
-        await oncall.wait_for(
-            lambda: runtime.store.get(job.id).state is JobState.QUEUED, description="released"
-        )  # type: ignore[union-attr]
+        await oncall.wait_for(lambda: state_of(runtime, job.id) is JobState.QUEUED, description="released")
         events = [e["state"] for e in runtime.store.events(job.id) if e["state"]]
         assert events[:2] == ["pending_approval", "queued"]
         approvals = runtime.requests._approvals.get(job.id)
@@ -284,7 +288,7 @@ async def test_jobs_show_who_approved_and_why(oncall: SlackStandIn, bot: BotRunt
     _root, card = await request(oncall, "scan host42 full --reason ticket IR-77")
     await click(oncall, BOB, card)
     (job,) = bot.store.jobs()
-    await oncall.wait_for(lambda: bot.store.get(job.id).state is JobState.QUEUED, description="released")  # type: ignore[union-attr]
+    await oncall.wait_for(lambda: state_of(bot, job.id) is JobState.QUEUED, description="released")
     response = await oncall.send_slash_command(user=ALICE, channel=CHANNEL, text=f"job {job.id}")
     assert response.json is not None
     text = str(response.json["blocks"])
