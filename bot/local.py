@@ -153,12 +153,5 @@ class LocalDeployment:
         return True
 
     async def settle(self, timeout: float = 60.0) -> None:
-        """Wait until :meth:`settled`. Re-checked on every Slack call and at least every 0.1 s, because
-        the outbox marks a message done just after Slack answered it."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not self.settled():
-            if loop.time() > deadline:
-                raise TimeoutError(f"the bot did not settle within {timeout:g}s")
-            with contextlib.suppress(TimeoutError):
-                await self.standin.wait_for(self.settled, timeout=0.1)
+        """Wait until :meth:`settled`; every job change queues a message, so the outbox says when to look."""
+        await self.runtime.outbox.wait_until(self.settled, timeout=timeout)

@@ -71,11 +71,20 @@ class SlackOutbox:
         self._pacer = ChannelPacer(rate=rate, burst=burst, clock=clock)
         self._sleep = sleep
         self._wake = asyncio.Event()
+        self._changed = asyncio.Event()  # set on every enqueue and delivery, for whoever awaits a state
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._closed = False
 
     def wake(self) -> None:
         self._wake.set()
+        self._changed.set()
+
+    async def wait_until(self, predicate: Callable[[], bool], *, timeout: float) -> None:
+        """Return once ``predicate()`` holds, re-checked whenever a message is queued or delivered."""
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
 
     async def run(self) -> None:
         """Start a worker for each channel with pending messages, whenever woken."""
@@ -109,12 +118,23 @@ class SlackOutbox:
 
     async def _deliver(self, item: OutboxItem) -> None:
         attempt = item.attempts
+        maybe_sent = item.sending_at is not None
         while True:
             delay = self._pacer.delay(item.channel) if item.op in {"root", "reply", "upload"} else 0.0
             if delay > 0:
                 await self._sleep(delay)
                 continue
             try:
+                if maybe_sent and item.op in {"root", "reply"}:
+                    found = await self._find_posted(item)
+                    if found is not None:  # it reached Slack before the crash (or the lost answer)
+                        log.info("outbox message %s (job %s) was already posted", item.id, item.job_id)
+                        self._store.outbox_done(item, ts=found)
+                        self._changed.set()
+                        return
+                if item.op in {"root", "reply"}:
+                    self._store.outbox_sending(item)
+                    maybe_sent = True
                 ts = await self._send(item)
             except _Retry as retry:
                 wait = retry.delay if retry.delay is not None else backoff_delay(attempt)
@@ -127,8 +147,10 @@ class SlackOutbox:
                 error = str(exc.response.get("error", "error"))
                 log.error("slack refused %s for job %s: %s", item.op, item.job_id, error)
                 self._store.outbox_done(item, ts=None, failed=error)
+                self._changed.set()
                 return
             self._store.outbox_done(item, ts=ts)
+            self._changed.set()
             return
 
     async def _send(self, item: OutboxItem) -> str | None:
@@ -136,12 +158,14 @@ class SlackOutbox:
         try:
             match item.op:
                 case "root":
-                    response = await self._client.chat_postMessage(channel=item.channel, **_message(payload))
+                    response = await self._client.chat_postMessage(
+                        channel=item.channel, metadata=_marker(item), **_message(payload)
+                    )
                     return str(response["ts"])
                 case "reply":
                     thread_ts = self._thread_of(item)
                     response = await self._client.chat_postMessage(
-                        channel=item.channel, thread_ts=thread_ts, **_message(payload)
+                        channel=item.channel, thread_ts=thread_ts, metadata=_marker(item), **_message(payload)
                     )
                     return str(response["ts"])
                 case "upload":
@@ -185,8 +209,41 @@ class SlackOutbox:
         except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
             raise _Retry(None, f"{type(exc).__name__}: {exc}") from exc
 
+    async def _find_posted(self, item: OutboxItem) -> str | None:
+        """Look in the channel (or the thread) for the message carrying this item's marker."""
+        try:
+            thread_ts = self._thread_of(item) if item.op == "reply" else None
+            if thread_ts is not None:
+                response = await self._client.conversations_replies(
+                    channel=item.channel, ts=thread_ts, include_all_metadata=True, limit=200
+                )
+            else:
+                response = await self._client.conversations_history(
+                    channel=item.channel, include_all_metadata=True, limit=200
+                )
+        except SlackApiError as exc:
+            if exc.response.status_code == 429 or exc.response.status_code >= 500:
+                raise _Retry(_retry_after(exc.response.headers) if exc.response.status_code == 429 else None,
+                             "could not check for an earlier post") from exc  # fmt: skip
+            return None  # cannot look (e.g. missing scope): posting again is the lesser evil
+        except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
+            raise _Retry(None, f"{type(exc).__name__}: {exc}") from exc
+        for message in response.get("messages") or []:
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("outbox_id") == item.id:
+                return str(message["ts"])
+        return None
+
     def _thread_of(self, item: OutboxItem) -> str | None:
         return self._store.root_ts(item.job_id) if item.job_id else None
+
+
+def _marker(item: OutboxItem) -> dict[str, Any]:
+    """Message metadata that lets the bot recognise its own post after a crash."""
+    return {
+        "event_type": "defender_outbox",
+        "event_payload": {"outbox_id": item.id, "job_id": item.job_id or ""},
+    }
 
 
 def _message(payload: dict[str, Any]) -> dict[str, Any]:

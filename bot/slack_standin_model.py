@@ -86,6 +86,7 @@ class Message:
     deleted: bool = False
     visible_to: str | None = None
     via: str = "chat.postMessage"
+    metadata: JsonDict | None = None  # chat.postMessage's `metadata` ({event_type, event_payload})
 
     @property
     def is_reply(self) -> bool:
@@ -99,8 +100,8 @@ class Message:
     def edited(self) -> bool:
         return bool(self.edits)
 
-    def to_api(self, *, team_id: str, app_id: str | None = None) -> JsonDict:
-        """The message as Slack's API and interaction payloads show it."""
+    def to_api(self, *, team_id: str, app_id: str | None = None, metadata: bool = False) -> JsonDict:
+        """The message as Slack's API and interaction payloads show it (metadata only when asked for)."""
         out: JsonDict = {
             "type": "message",
             "ts": self.ts,
@@ -132,6 +133,8 @@ class Message:
             out["upload"] = True
         if self.edits:
             out["edited"] = {"user": self.user, "ts": self.edits[-1].replaced_at}
+        if metadata and self.metadata is not None:
+            out["metadata"] = dict(self.metadata)
         return out
 
 

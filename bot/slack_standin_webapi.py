@@ -46,6 +46,21 @@ def _blocks(args: JsonDict, key: str = "blocks") -> Blocks | None:
     return value
 
 
+def _metadata(args: JsonDict) -> JsonDict | None:
+    """`metadata` arrives as an object (JSON body) or a JSON string; it needs event_type and event_payload."""
+    value = args.get("metadata")
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ApiError("invalid_metadata_format") from exc
+    if not isinstance(value, dict) or "event_type" not in value or "event_payload" not in value:
+        raise ApiError("invalid_metadata_format")
+    return value
+
+
 class _Upload:
     def __init__(self, file_id: str, filename: str, length: int, snippet_type: str | None) -> None:
         self.file_id = file_id
@@ -68,6 +83,8 @@ class WebApi:
         self.methods: dict[str, Callable[[JsonDict], JsonDict]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
+            "conversations.history": self._history,
+            "conversations.replies": self._replies,
             "chat.update": self._update,
             "chat.postEphemeral": self._post_ephemeral,
             "users.info": self._users_info,
@@ -129,8 +146,33 @@ class WebApi:
             blocks=blocks,
             thread_ts=_text(args, "thread_ts"),
             reply_broadcast=_flag(args, "reply_broadcast"),
+            metadata=_metadata(args),
         )
         return {"channel": channel, "ts": message.ts, "message": self._api_message(message)}
+
+    def _history(self, args: JsonDict) -> JsonDict:
+        """conversations.history: top-level messages, newest first, `oldest`/`limit` honoured."""
+        channel = _text(args, "channel") or ""
+        self.ws.channel(channel)
+        oldest = float(_text(args, "oldest") or 0)
+        limit = int(_text(args, "limit") or 100)
+        with_metadata = _flag(args, "include_all_metadata")
+        found = [m for m in reversed(self.ws.history(channel)) if float(m.ts) > oldest][:limit]
+        return {"messages": [self._api_message(m, metadata=with_metadata) for m in found], "has_more": False}
+
+    def _replies(self, args: JsonDict) -> JsonDict:
+        """conversations.replies: the parent, then its replies, oldest first."""
+        channel, ts = _text(args, "channel") or "", _text(args, "ts") or ""
+        self.ws.channel(channel)
+        parent = self.ws.find_message(channel, ts)
+        if parent is None:
+            raise ApiError("thread_not_found")
+        with_metadata = _flag(args, "include_all_metadata")
+        messages = [parent, *self.ws.thread(channel, ts)]
+        return {
+            "messages": [self._api_message(m, metadata=with_metadata) for m in messages],
+            "has_more": False,
+        }
 
     def _update(self, args: JsonDict) -> JsonDict:
         channel, ts = _text(args, "channel") or "", _text(args, "ts") or ""
@@ -268,5 +310,5 @@ class WebApi:
             )
         return {"files": [f.to_api(self.ws.base_url) for f in files]}
 
-    def _api_message(self, message: Message) -> JsonDict:
-        return message.to_api(team_id=self.ws.team_id, app_id=self.ws.app_id)
+    def _api_message(self, message: Message, *, metadata: bool = False) -> JsonDict:
+        return message.to_api(team_id=self.ws.team_id, app_id=self.ws.app_id, metadata=metadata)

@@ -238,6 +238,7 @@ class Workspace:
         reply_broadcast: bool = False,
         via: str = "chat.postMessage",
         files: Iterable[SlackFile] = (),
+        metadata: JsonDict | None = None,
     ) -> Message:
         """Store a message; `user` is the bot's user id for bot posts, which then also carry bot_id."""
         channel = self.channel(channel_id)
@@ -254,6 +255,7 @@ class Workspace:
             reply_broadcast=reply_broadcast and parent is not None,
             via=via,
             files=list(files),
+            metadata=metadata,
         )
         if parent is None:
             channel.messages.append(message)

@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS slack_outbox (
     done_at REAL,
     ts TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
+    sending_at REAL,
     failed TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON slack_outbox(channel, id) WHERE done_at IS NULL;
@@ -131,6 +132,7 @@ class OutboxItem:
     op: str  # "root", "reply", "update_root", "ephemeral"
     payload: dict[str, Any]
     attempts: int
+    sending_at: float | None = None  # set before a post is sent: if it is set, it may already be in Slack
 
 
 class Store:
@@ -323,7 +325,15 @@ class Store:
     def pending_outbox(self) -> list[OutboxItem]:
         rows = self.db.execute("SELECT * FROM slack_outbox WHERE done_at IS NULL ORDER BY id")
         return [
-            OutboxItem(r["id"], r["job_id"], r["channel"], r["op"], json.loads(r["payload"]), r["attempts"])
+            OutboxItem(
+                r["id"],
+                r["job_id"],
+                r["channel"],
+                r["op"],
+                json.loads(r["payload"]),
+                r["attempts"],
+                r["sending_at"],
+            )
             for r in rows
         ]
 
@@ -335,6 +345,10 @@ class Store:
             )
             if item.op == "root" and ts is not None and item.job_id is not None:
                 db.execute("UPDATE jobs SET root_ts = ? WHERE id = ?", (ts, item.job_id))
+
+    def outbox_sending(self, item: OutboxItem) -> None:
+        """Recorded (and committed) before the post goes out, so a crash mid-post is known afterwards."""
+        self.db.execute("UPDATE slack_outbox SET sending_at = ? WHERE id = ?", (self._clock(), item.id))
 
     def outbox_attempted(self, item: OutboxItem, error: str) -> None:
         self.db.execute(

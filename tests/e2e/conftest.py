@@ -4,7 +4,9 @@ processes, the MpCmdRun simulator under the agents, and the Slack stand-in in th
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +43,19 @@ class Deployment:
     agents: dict[str, Process] = field(default_factory=dict)
     sandboxes: dict[str, Path] = field(default_factory=dict)
 
+    async def start_bot(self) -> None:
+        """Start `defender-bot serve` (again); after a first start it keeps the ports it had."""
+        self.bot = await Process.start("bot", [str(BIN / "defender-bot"), "serve"], env=self.env)
+        ready = await self.bot.wait_for_line(r"ready; Slack requests at (\S+), agents at (\S+)")
+        self.standin.set_request_url(ready.group(1))
+        self.agent_url = ready.group(2)
+        self.env["DEFENDER_HTTP_PORT"] = ready.group(1).split(":")[2].split("/")[0]
+        self.env["DEFENDER_BRIDGE_PORT"] = ready.group(2).split(":")[2].split("/")[0]
+
+    async def kill_bot(self) -> None:
+        """kill -9: no shutdown code runs."""
+        assert await self.bot.stop(kill=True) == -signal.SIGKILL
+
     async def enroll(self, host: str) -> str:
         proc = await Process.start("enroll", [str(BIN / "defender-bot"), "enroll", host], env=self.env)
         assert await proc.exited() == 0, proc.output()
@@ -70,38 +85,47 @@ class Deployment:
         return agent
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def deployment(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Deployment]:
-    workdir = tmp_path_factory.mktemp("e2e")
+@asynccontextmanager
+async def deploy(
+    workdir: Path, *, policy: str = POLICY, hosts: list[SimulatedHost] = HOSTS, **settings: str
+) -> AsyncIterator[Deployment]:
+    """The stand-in in this process; `defender-bot serve` and one `defender-agent` per host as real
+    processes. Everything started is stopped at the end, whatever happens."""
     async with SlackStandIn(signing_secret=SECRET, bot_token=TOKEN) as standin:
         for user, name in ((ALICE, "alice"), (BOB, "bob"), (EVE, "eve")):
             standin.add_user(user, name)
         standin.add_channel(CHANNEL, "secops")
         standin.add_channel(OTHER_CHANNEL, "random")
-        policy = workdir / "policy.toml"
-        policy.write_text(POLICY)
+        policy_path = workdir / "policy.toml"
+        policy_path.write_text(policy)
         env = {
             "SLACK_BOT_TOKEN": TOKEN,
             "SLACK_SIGNING_SECRET": SECRET,
             "SLACK_API_URL": standin.api_url,
-            "DEFENDER_POLICY": str(policy),
+            "DEFENDER_POLICY": str(policy_path),
             "DEFENDER_DATA_DIR": str(workdir / "data"),
             "DEFENDER_HTTP_PORT": "0",
             "DEFENDER_BRIDGE_PORT": "0",
             "DEFENDER_SLACK_BURST": "20",  # many tests share one channel; pacing has its own tests
+            **settings,
         }
-        bot = await Process.start("bot", [str(BIN / "defender-bot"), "serve"], env=env)
+        deployment = Deployment(standin, None, workdir / "data", workdir, env, "")  # type: ignore[arg-type]
         try:
-            ready = await bot.wait_for_line(r"ready; Slack requests at (\S+), agents at (\S+)")
-            standin.set_request_url(ready.group(1))
-            deployment = Deployment(standin, bot, workdir / "data", workdir, env, ready.group(2))
-            for host in HOSTS:
+            await deployment.start_bot()
+            for host in hosts:
                 await deployment.start_agent(host)
             yield deployment
         finally:
-            for agent in deployment.agents.values() if "deployment" in locals() else ():
+            for agent in deployment.agents.values():
                 await agent.stop()
-            await bot.stop()
+            if deployment.bot is not None:
+                await deployment.bot.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def deployment(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Deployment]:
+    async with deploy(tmp_path_factory.mktemp("e2e")) as running:
+        yield running
 
 
 def sim_log(deployment: Deployment, host: str) -> str:

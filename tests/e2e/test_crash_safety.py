@@ -1,0 +1,98 @@
+"""Killing the bot (kill -9) loses nothing: with real processes over loopback.
+
+One request waits for approval and another job is running when the bot dies. After a restart the
+approval buttons still work, and both results land exactly once, in their original threads.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bot.local import SimulatedHost
+from bot.slack_standin_model import Message
+from tests.conftest import ALICE, BOB, CHANNEL, shown
+from tests.e2e.conftest import Deployment, deploy
+
+pytestmark = [pytest.mark.e2e]
+
+POLICY = """
+[roles.responder]
+commands = ["help", "scan.*"]
+
+[[grants]]
+role = "responder"
+users = ["U0ALICE"]
+
+[approval]
+commands = ["scan.full"]
+approvers = { users = ["U0BOB"] }
+expires_after = "15m"
+"""
+
+HOSTS = [
+    SimulatedHost(name="host42"),
+    SimulatedHost(
+        name="host43",
+        files={"C:\\Data\\report.txt": b"quarterly numbers\r\n"},
+        state={"mpcmdrun": {"scan_seconds": {"custom": 4}}},
+    ),
+]
+
+
+async def thread_of(deployment: Deployment, text: str) -> tuple[Message, list[Message]]:
+    root = next(m for m in deployment.standin.history(CHANNEL) if text in m.text)
+    return root, deployment.standin.thread(CHANNEL, root.ts)
+
+
+async def test_kill_the_bot_mid_job_and_nothing_is_lost(tmp_path: Path) -> None:
+    async with deploy(tmp_path, policy=POLICY, hosts=HOSTS) as deployment:
+        standin = deployment.standin
+        # 1. A full scan that waits for approval.
+        await standin.send_slash_command(user=ALICE, channel=CHANNEL, text="scan host42 full")
+        (approval_root,) = await standin.wait_for_messages(CHANNEL, 1)
+        (card,) = await standin.wait_for_reply_count(CHANNEL, approval_root.ts, 1)
+        assert "Approval needed" in shown(card)
+        # 2. A custom scan that is running (it takes 4 s on host43).
+        await standin.send_slash_command(user=ALICE, channel=CHANNEL, text="scan host43 custom C:\\Data")
+        messages = await standin.wait_for_messages(CHANNEL, 2)
+        running_root = messages[1]
+        await standin.wait_for(
+            lambda: any("Running on *host43*" in m.text for m in standin.thread(CHANNEL, running_root.ts)),
+            description="host43 running",
+        )
+
+        # 3. kill -9 the bot, and start it again on the same data and ports.
+        await deployment.kill_bot()
+        await deployment.start_bot()
+        await deployment.bot.wait_for_line(r"agent host42 online", timeout=30)
+        await deployment.bot.wait_for_line(r"agent host43 online", timeout=30)
+
+        # 4. The approval card from before the crash still works.
+        response = await standin.click_button(
+            user=BOB, channel=CHANNEL, message_ts=card.ts, action_id="approval.approve"
+        )
+        assert response.status == 200
+
+        # 5. Both results arrive, each in its own original thread.
+        def finished(root: Message) -> bool:
+            return any(
+                word in m.text for m in standin.thread(CHANNEL, root.ts) for word in ("succeeded:", "failed:")
+            )
+
+        await standin.wait_for(lambda: finished(approval_root) and finished(running_root), timeout=30,
+                               description="both results")  # fmt: skip
+        for root in (approval_root, running_root):
+            replies = standin.thread(CHANNEL, root.ts)
+            texts = [m.text for m in replies]
+            results = [t for t in texts if t.startswith(("succeeded:", "failed:"))]
+            assert len(results) == 1, texts
+            assert all(count == 1 for count in Counter(texts).values()), texts  # nothing posted twice
+            assert "succeeded" in results[0], texts
+        assert len(standin.history(CHANNEL)) == 2  # no new root messages: results went to the old threads
+        _, approval_thread = await thread_of(deployment, "scan host42 full")
+        assert any("<@U0BOB> approved" in m.text for m in approval_thread)
+        await standin.wait_for(lambda: "succeeded" in shown(standin.find_message(CHANNEL, running_root.ts)),
+                               description="root updated")  # fmt: skip
