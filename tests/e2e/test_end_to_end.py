@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 import time
+from pathlib import Path
 
 import pytest
 
 from bot.slack_standin_model import Message
-from tests.conftest import ALICE, CHANNEL, EVE, shown
+from tests.conftest import ALICE, CHANNEL, EVE, SECRET, TOKEN, shown
 from tests.e2e.conftest import Deployment, sim_log
+from tests.e2e.processes import BIN, Process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -98,3 +102,43 @@ async def test_a_429_on_the_first_post_gives_exactly_one_message(deployment: Dep
     statuses = [c.status for c in standin.calls_to("chat.postMessage")[calls_before:]]
     assert statuses[:2] == [429, 200]
     assert len([m for m in standin.history(CHANNEL) if "clean.txt" in m.text]) == 1
+
+
+async def test_audit_verify_passes_then_names_an_edited_line(deployment: Deployment, tmp_path: Path) -> None:
+    env = {**deployment.env}
+    verify = await Process.start("audit", [str(BIN / "defender-bot"), "audit", "verify"], env=env)
+    assert await verify.exited() == 0, verify.output()
+    assert "chain intact" in verify.output()
+
+    copy = tmp_path / "data"
+    shutil.copytree(deployment.data_dir, copy)
+    log = copy / "audit.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    lines[2] = (
+        lines[2].replace('"U0ALICE"', '"U0MALLORY"', 1)
+        if '"U0ALICE"' in lines[2]
+        else lines[2].replace('"', "'", 1)
+    )
+    log.write_text("".join(lines))
+    tampered = await Process.start(
+        "audit", [str(BIN / "defender-bot"), "audit", "verify"], env={**env, "DEFENDER_DATA_DIR": str(copy)}
+    )
+    assert await tampered.exited() == 1
+    assert "line 3:" in tampered.output()
+
+
+async def test_nothing_secret_is_logged_or_posted(deployment: Deployment) -> None:
+    secrets_ = [TOKEN, SECRET]
+    tokens = re.findall(r"dfe1\.\S+", "\n".join(deployment.bot.lines))
+    assert tokens == []  # enrollment tokens never reach the bot's own log
+    logs = "\n".join(deployment.bot.lines + [line for a in deployment.agents.values() for line in a.lines])
+    audit = (deployment.data_dir / "audit.jsonl").read_text()
+    slack = "\n".join(
+        m.text + str(m.blocks) + "".join(r.text + str(r.blocks) for r in m.replies)
+        for m in deployment.standin.history(CHANNEL)
+    )
+    for secret in secrets_:
+        assert secret not in logs
+        assert secret not in audit
+        assert secret not in slack
+    assert "Traceback" not in slack

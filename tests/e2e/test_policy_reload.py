@@ -1,0 +1,44 @@
+"""SIGHUP reloads the access policy without a restart; a broken new policy keeps the old one."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CHANNEL, EVE, POLICY
+from tests.e2e.conftest import deploy
+
+pytestmark = [pytest.mark.e2e]
+
+EVE_GRANT = """
+[[grants]]
+role = "responder"
+users = ["U0EVE"]
+"""
+
+
+async def test_sighup_reloads_and_a_bad_policy_is_refused(tmp_path: Path) -> None:
+    async with deploy(tmp_path, hosts=[]) as deployment:
+        standin, bot = deployment.standin, deployment.bot
+        refused = await standin.send_slash_command(user=EVE, channel=CHANNEL, text="scan host42")
+        assert refused.json is not None
+        assert "Not allowed" in refused.json["text"]
+
+        (tmp_path / "policy.toml").write_text(POLICY + EVE_GRANT)
+        bot.proc.send_signal(signal.SIGHUP)
+        await bot.wait_for_line("policy reloaded")
+        allowed = await standin.send_slash_command(user=EVE, channel=CHANNEL, text="scan host42")
+        assert allowed.json is not None
+        assert "Accepted as job" in allowed.json["text"]
+
+        (tmp_path / "policy.toml").write_text(
+            POLICY + '[[grants]]\nrole = "no-such-role"\nusers = ["U0EVE"]\n'
+        )
+        bot.proc.send_signal(signal.SIGHUP)
+        await bot.wait_for_line("policy not reloaded, keeping the current one: .*no-such-role")
+        still = await standin.send_slash_command(user=EVE, channel=CHANNEL, text="scan host43")
+        assert still.json is not None
+        assert "Accepted as job" in still.json["text"]  # the last good policy is still in force
+        assert bot.proc.returncode is None
