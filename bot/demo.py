@@ -42,6 +42,13 @@ channels = ["C0SECOPS"]
 [[grants]]            # bob is the fleet admin
 role = "admin"
 users = ["U0BOB"]
+
+[approval]            # risky commands wait for bob in the thread
+commands = ["scan.full", "rollback", "restore", "dynsig.add", "dynsig.remove"]
+approvers = { users = ["U0BOB"] }
+required = 1
+expires_after = "15m"
+reason_required = true
 """
 
 HOSTS = [
@@ -95,6 +102,7 @@ Try:
   /defender update host42              /defender maps host42          /defender hosts
   /defender mpcmdrun host42 -CheckExclusion -Path C:\\xampp\\htdocs
   /defender scan host43                (Defender's service is off there)
+  /defender scan host42 full --reason weird popups   then  :as bob  and  :approve
   :as eve        (type as another user)     :quit   (or Ctrl-D)
 """
 
@@ -142,17 +150,31 @@ async def _demo(workdir: Path, user: str | None) -> int:
                 else:
                     current = chosen
                 continue
-            if line.startswith(":"):
-                print("  commands: /defender <...>, :as <alice|bob|eve>, :quit")
+            if line in {":approve", ":deny"}:
+                await _click_latest(world, current, "approval." + line[1:])
+            elif line.startswith(":"):
+                print("  commands: /defender <...>, :as <alice|bob|eve>, :approve, :deny, :quit")
                 continue
-            text = line.removeprefix("/defender").strip()
-            await world.command(current, text, CHANNEL)
+            else:
+                await world.command(current, line.removeprefix("/defender").strip(), CHANNEL)
             await world.settle()
             shown, cursor = world.standin.render_new_since(cursor)
             print(_indent(shown), flush=True)
     finally:
         await world.stop()
     return 0
+
+
+async def _click_latest(world: LocalDeployment, user: str, action_id: str) -> None:
+    """Click Approve or Deny on the newest approval card that still has its buttons."""
+    for message in reversed(world.standin.history(CHANNEL)):
+        for reply in reversed(world.standin.thread(CHANNEL, message.ts)):
+            if any(b.get("type") == "actions" for b in reply.blocks):
+                await world.standin.click_button(
+                    user=user, channel=CHANNEL, message_ts=reply.ts, action_id=action_id
+                )
+                return
+    print("  there is no approval card waiting")
 
 
 def _user_id(name: str) -> str | None:

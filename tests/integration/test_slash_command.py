@@ -103,3 +103,17 @@ async def test_a_500_is_retried_with_backoff(standin: SlackStandIn, bot: Bot) ->
     assert [c.status for c in standin.calls_to("chat.postMessage")][:3] == [500, 500, 200]
     assert len(standin.history(CHANNEL)) == 1
     assert root.thread_ts is None
+
+
+async def test_a_second_scan_on_a_busy_host_gets_the_first_jobs_id(standin: SlackStandIn, bot: Bot) -> None:
+    runtime, _ = bot
+    first = await standin.send_slash_command(user=ALICE, channel=CHANNEL, text="scan host42")
+    second = await standin.send_slash_command(user=ALICE, channel=CHANNEL, text="scan host42 full")
+    assert first.json is not None
+    assert second.json is not None
+    (job,) = runtime.store.jobs()
+    assert job.id in first.json["text"]
+    assert f"A scan is already in progress on host42: job `{job.id}`" in second.json["text"]
+    other = await standin.send_slash_command(user=ALICE, channel=CHANNEL, text="scan host43")
+    assert other.json is not None
+    assert "Accepted as job" in other.json["text"]
