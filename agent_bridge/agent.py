@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import ipaddress
 import json
 import logging
@@ -162,15 +163,14 @@ class Agent:
                 f"{self.config.host} is not enrolled yet; start it once with --enroll-token "
                 f"(from `defender-bot enroll {self.config.host}`)"
             )
+        token = self._unused_token(pinned)
         protocol = AgentConnection(
             host=self.config.host,
             private_key=self._key,
             client_nonce=os.urandom(32),
             info=self.info(),
-            pinned_server_key=pinned.server_key if pinned else None,
-            enrollment=(self._token.secret, self._token.server_fingerprint)
-            if pinned is None and self._token
-            else None,
+            pinned_server_key=None if token or pinned is None else pinned.server_key,
+            enrollment=(token.secret, token.server_fingerprint) if token else None,
             max_frame_bytes=self.config.max_frame_bytes,
         )
         ready = False
@@ -181,7 +181,9 @@ class Agent:
                     self.config.server,
                     heartbeat=30.0,
                     max_msg_size=self.config.max_frame_bytes,
-                    ssl=self._ssl(pinned),
+                    ssl=self._ssl(
+                        token.cert_fingerprint if token else pinned.cert_fingerprint if pinned else None
+                    ),
                 ) as ws,
             ):
                 session = _Session(protocol, ws)
@@ -216,18 +218,29 @@ class Agent:
             self._session = None
             self.connected.clear()
 
-    def _ssl(self, pinned: Pinned | None) -> aiohttp.Fingerprint | bool:
-        fingerprint = (
-            pinned.cert_fingerprint if pinned else (self._token.cert_fingerprint if self._token else None)
-        )
-        if fingerprint:
-            return aiohttp.Fingerprint(keys.b64decode(fingerprint))
+    def _unused_token(self, pinned: Pinned | None) -> EnrollmentToken | None:
+        """The --enroll-token, unless this state directory already enrolled with it (tokens are one-time)."""
+        if self._token is None:
+            return None
+        if pinned is not None and pinned.token_used == _token_digest(self._token):
+            return None
+        return self._token
+
+    @staticmethod
+    def _ssl(cert_fingerprint: str | None) -> aiohttp.Fingerprint | bool:
+        """Pin the bridge certificate we were enrolled with; without one, ws:// (loopback or --insecure)."""
+        if cert_fingerprint:
+            return aiohttp.Fingerprint(keys.b64decode(cert_fingerprint))
         return True
 
     async def _on_ready(self, session: _Session, event: Ready) -> None:
-        if self.state.pinned() is None:
-            cert = self._token.cert_fingerprint if self._token else None
-            self.state.pin(Pinned(server_key=event.server_key, cert_fingerprint=cert))
+        if event.enrolled and self._token is not None:
+            pinned = Pinned(
+                server_key=event.server_key,
+                cert_fingerprint=self._token.cert_fingerprint,
+                token_used=_token_digest(self._token),
+            )
+            self.state.pin(pinned)
             log.info("enrolled %s with the bot; server key pinned", self.config.host)
         self.connected.set()
         for result in self.state.pending_results():
@@ -464,6 +477,10 @@ class Agent:
             return False
         self.state.set_versions(versions)
         return True
+
+
+def _token_digest(token: EnrollmentToken) -> str:
+    return hashlib.sha256(token.secret.encode()).hexdigest()
 
 
 def _agent_error(cause: str) -> ErrorInfo:

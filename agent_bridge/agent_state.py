@@ -45,6 +45,7 @@ def write_atomic(path: Path, data: str, *, mode: int = 0o600) -> None:
 class Pinned:
     server_key: str
     cert_fingerprint: str | None
+    token_used: str | None = None  # SHA-256 of the enrollment secret this state was enrolled with
 
 
 class AgentState:
@@ -67,10 +68,18 @@ class AgentState:
         if not path.exists():
             return None
         data = json.loads(path.read_text(encoding="utf-8"))
-        return Pinned(server_key=data["server_key"], cert_fingerprint=data.get("cert_fingerprint"))
+        return Pinned(
+            server_key=data["server_key"],
+            cert_fingerprint=data.get("cert_fingerprint"),
+            token_used=data.get("token_used"),
+        )
 
     def pin(self, pinned: Pinned) -> None:
-        data = {"server_key": pinned.server_key, "cert_fingerprint": pinned.cert_fingerprint}
+        data = {
+            "server_key": pinned.server_key,
+            "cert_fingerprint": pinned.cert_fingerprint,
+            "token_used": pinned.token_used,
+        }
         write_atomic(self.dir / "server.json", json.dumps(data))
 
     # ---- what Defender last said about itself ---------------------------------------------------

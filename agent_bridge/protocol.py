@@ -350,11 +350,9 @@ class AgentConnection:
     def _on_challenge(self, challenge: wire.Challenge) -> list[AgentEvent]:
         if challenge.v != wire.PROTOCOL_VERSION:
             return self._fail(f"server speaks protocol version {challenge.v}")
-        if self._pinned is not None:
-            if challenge.server_key != self._pinned:
-                return self._fail("server key differs from the pinned key: not our bot")
-        else:
-            assert self._enrollment is not None
+        if self._pinned is not None and challenge.server_key != self._pinned:
+            return self._fail("server key differs from the pinned key: not our bot")
+        if self._enrollment is not None:
             try:
                 presented = keys.decode_public_key(challenge.server_key)
             except ValueError:

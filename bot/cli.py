@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent_bridge import keys, values
+from bot import admin
 from bot.audit import verify
 from bot.keyring import KeyRing
 from bot.policy import PolicyError
@@ -57,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     enroll.add_argument("host")
     enroll.add_argument("--expires", default="1h", help="how long the token stays valid (default 1h)")
     enroll.set_defaults(run=_enroll)
+
+    revoke = sub.add_parser("revoke", help="cut an agent off at once, and refuse it from then on")
+    revoke.add_argument("host")
+    revoke.set_defaults(run=_revoke)
 
     audit = sub.add_parser("audit", help="check the audit log")
     audit_sub = audit.add_subparsers(required=True, metavar="action")
@@ -128,6 +133,21 @@ def _enroll(args: argparse.Namespace) -> int:
         f"--enroll-token <the token above>",
         file=sys.stderr,
     )
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    host = values.check_host(args.host)
+    store, data_dir = _admin_store()
+    try:
+        known = KeyRing(store).revoke(host)
+    finally:
+        store.close()
+    connected = asyncio.run(admin.notify_revoked(data_dir, host))
+    if not known:
+        print(f"{host} was not enrolled (or already revoked); its unused tokens are void", file=sys.stderr)
+    state = {True: "its connection was closed", False: "it was not connected", None: "no bot is running"}
+    print(f"{host} revoked; {state[connected]}. It can come back only with a new `defender-bot enroll`.")
     return 0
 
 

@@ -18,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agent_bridge import keys
 from agent_bridge.server import PATH as AGENT_PATH
 from agent_bridge.server import BridgeServer
+from bot import admin
 from bot.audit import AuditLog
 from bot.directory import GroupDirectory
 from bot.keyring import KeyRing
@@ -119,6 +120,9 @@ class BotRuntime:
         bridge_port = await self._listen(
             bridge_app, self.settings.bridge_host, self.settings.bridge_port, tls
         )
+        admin_runner = await admin.serve(self.settings.data_dir, revoke=self.revoke)
+        if admin_runner is not None:
+            self._runners.append(admin_runner)
         self._tasks = [
             asyncio.create_task(self.outbox.run(), name="slack outbox"),
             asyncio.create_task(self._sweep_expired(), name="expiry sweep"),
@@ -149,6 +153,14 @@ class BotRuntime:
         self.audit.write("stopped")
         self.audit.close()
         self.store.close()
+
+    async def revoke(self, host: str) -> bool:
+        """Cut a host off now: mark it in the key ring (again, if the CLI did) and close its socket."""
+        self.keyring.revoke(host)
+        connected = await self.bridge.disconnect(host, "revoked")
+        self.audit.write("revoked", host=host, was_connected=connected)
+        log.warning("agent %s revoked%s", host, "; its connection was closed" if connected else "")
+        return connected
 
     def reload_policy(self) -> bool:
         """SIGHUP: take a new policy file if it is valid; a bad one keeps the old one, with a logged error."""

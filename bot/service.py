@@ -36,6 +36,8 @@ class Dispatcher(Protocol):
 
     async def send_job(self, envelope: wire.JobEnvelope) -> bool: ...
 
+    async def disconnect(self, host: str, reason: str) -> bool: ...
+
 
 class JobService:
     def __init__(
@@ -129,6 +131,10 @@ class JobService:
 
     async def agent_heartbeat(self, host: str, info: wire.AgentInfo | None) -> None:
         self._keyring.seen(host, info)
+        if self._keyring.public_key(host) is None and self._bridge is not None:
+            # Revoked while connected, and nobody could tell us at once (no control socket): now.
+            log.warning("agent %s is revoked; closing its connection", host)
+            await self._bridge.disconnect(host, "revoked")
 
     async def job_progress(self, host: str, progress: wire.Progress) -> None:
         job = self._store.get(progress.job_id)

@@ -111,7 +111,7 @@ async def test_audit_verify_passes_then_names_an_edited_line(deployment: Deploym
     assert "chain intact" in verify.output()
 
     copy = tmp_path / "data"
-    shutil.copytree(deployment.data_dir, copy)
+    shutil.copytree(deployment.data_dir, copy, ignore=shutil.ignore_patterns("*.sock"))
     log = copy / "audit.jsonl"
     lines = log.read_text().splitlines(keepends=True)
     lines[2] = (
