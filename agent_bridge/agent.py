@@ -58,6 +58,8 @@ class AgentConfig:
     max_output: int = DEFAULT_MAX_OUTPUT
     max_frame_bytes: int = 256 * 1024
     probe_status: bool = True  # ask Defender for its versions on first connect, for `hosts`
+    heartbeat: float = 30.0  # websocket ping interval; a peer that misses a pong is dead
+    cancel_grace: float = CANCEL_GRACE
 
     def check(self) -> None:
         url = urlsplit(self.server)
@@ -127,6 +129,8 @@ class Agent:
         self._running: dict[str, _Running] = {}
         self._mpcmdrun: str | None = config.mpcmdrun
         self.connected = asyncio.Event()
+        self.attempt_ended = asyncio.Event()  # set each time a connection attempt or session ends
+        self.last_close_reason: str | None = None
         self._recover_interrupted()
 
     # ---- connection loop ------------------------------------------------------------------------
@@ -145,6 +149,7 @@ class Agent:
             except Exception as exc:  # a bug must not take the agent off the fleet: log it, reconnect
                 log.exception("the connection failed unexpectedly")
                 reason, was_ready = f"internal error: {type(exc).__name__}", False
+            self.last_close_reason = reason
             if stop.is_set():
                 break
             if was_ready:
@@ -179,7 +184,8 @@ class Agent:
                 aiohttp.ClientSession() as http,
                 http.ws_connect(
                     self.config.server,
-                    heartbeat=30.0,
+                    heartbeat=self.config.heartbeat,
+                    timeout=aiohttp.ClientWSTimeout(ws_close=2.0),  # a dead server must not hold up a stop
                     max_msg_size=self.config.max_frame_bytes,
                     ssl=self._ssl(
                         token.cert_fingerprint if token else pinned.cert_fingerprint if pinned else None
@@ -217,6 +223,7 @@ class Agent:
         finally:
             self._session = None
             self.connected.clear()
+            self.attempt_ended.set()
 
     def _unused_token(self, pinned: Pinned | None) -> EnrollmentToken | None:
         """The --enroll-token, unless this state directory already enrolled with it (tokens are one-time)."""
@@ -389,7 +396,7 @@ class Agent:
         for scan in scans:
             scan.cancelled = True
         if scans:
-            _done, pending = await asyncio.wait([s.task for s in scans], timeout=CANCEL_GRACE)
+            _done, pending = await asyncio.wait([s.task for s in scans], timeout=self.config.cancel_grace)
             for task in pending:
                 task.cancel()
             if pending:

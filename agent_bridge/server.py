@@ -147,11 +147,14 @@ class BridgeServer:
 
     async def _receive(self, ws: web.WebSocketResponse, conn: protocol.ServerConnection) -> str | None:
         """Next text frame; None when the socket ends. Enforces the authentication deadline."""
-        timeout = None
+        remaining = None
         if conn.state is not protocol.State.READY:
-            timeout = max(0.001, conn.auth_deadline - self._clock())
+            remaining = max(0.001, conn.auth_deadline - self._clock())
         try:
-            message = await ws.receive(timeout=timeout)
+            # One deadline for the whole wait: aiohttp's own receive timeout restarts on every control
+            # frame (our heartbeat's pongs), which would let a silent client linger forever.
+            async with asyncio.timeout(remaining):
+                message = await ws.receive()
         except TimeoutError:
             conn.close("authentication deadline passed")
             return None

@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from agent_bridge import keys
 from agent_bridge.server import PATH as AGENT_PATH
+from agent_bridge.protocol import Limits
 from agent_bridge.server import BridgeServer
 from bot import admin
 from bot.audit import AuditLog
@@ -61,7 +62,8 @@ class Endpoints:
 
 
 class BotRuntime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, limits: Limits | None = None) -> None:
+        """``limits`` tunes the bridge (deadlines, frame sizes, heartbeats); tests shorten them."""
         self.settings = settings
         self.store = Store(database_path(settings.data_dir))
         self.signing_key = keys.load_or_create_private_key(signing_key_path(settings.data_dir))
@@ -91,7 +93,9 @@ class BotRuntime:
             audit=self.audit,
             job_ttl=settings.job_ttl,
         )
-        self.bridge = BridgeServer(keyring=self.keyring, signing_key=self.signing_key, handler=self.service)
+        self.bridge = BridgeServer(
+            keyring=self.keyring, signing_key=self.signing_key, handler=self.service, limits=limits or Limits()
+        )
         self.service.attach(self.bridge)
         self._runners: list[web.AppRunner] = []
         self._tasks: list[asyncio.Task[None]] = []

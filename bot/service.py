@@ -26,6 +26,8 @@ from handlers.results import render_result
 
 log = logging.getLogger(__name__)
 
+RESULT_GRACE = 600.0  # seconds past a job's time limit before a silent host's job is declared failed
+
 
 class Dispatcher(Protocol):
     """What the service needs from the bridge (so tests can stand in a fake one)."""
@@ -109,10 +111,17 @@ class JobService:
         return any(event["detail"] == "waiting for host" for event in self._store.events(job.id))
 
     async def expire_due(self) -> None:
-        """Queued jobs whose host never came back in time end as expired."""
+        """Queued jobs whose host never came back in time end as expired; running jobs whose host never
+        reported back within the job's own time limit end as failed. Nothing stays stuck."""
         now = self._clock()
         for job in self._store.active_jobs():
-            if job.state is JobState.QUEUED and job.expires_at <= now:
+            started = job.dispatched_at or job.created_at
+            if job.state is JobState.RUNNING and now > started + run_timeout(job.command) + RESULT_GRACE:
+                why = f"no result from {job.host} within the job's time limit"
+                self._finish(
+                    job, JobState.FAILED, posts=[("reply", messages.note(f":x: {why}."))], summary=why
+                )
+            elif job.state is JobState.QUEUED and job.expires_at <= now:
                 self._finish(
                     job,
                     JobState.EXPIRED,

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from agent_bridge.agent import Agent, AgentConfig
+from agent_bridge.agent import Agent
 from agent_bridge.runner import RunResult
 from bot.jobs import JobState
 from bot.runtime import BotRuntime, Endpoints
 from bot.slack_standin import SlackStandIn
+from tests.agents import agent_running as running_agent
 from tests.conftest import ALICE, CHANNEL, shown
 from tests.fakes import CLEAN_CUSTOM, EICAR_LIST, FakeRunner
 
@@ -23,27 +23,8 @@ async def agent_running(
     bot: Bot, tmp_path: Path, runner: FakeRunner, host: str = "host42"
 ) -> AsyncIterator[Agent]:
     runtime, endpoints = bot
-    token = runtime.keyring.issue_token(host, server_key=runtime.bridge.server_key, cert_fingerprint=None)
-    agent = Agent(
-        AgentConfig(
-            server=endpoints.agent_url,
-            host=host,
-            state_dir=tmp_path / f"agent-{host}",
-            mpcmdrun="/opt/fake/MpCmdRun.exe",
-            enroll_token=token.encode(),
-            probe_status=False,  # the canned runner answers every argv with the same scan output
-        ),
-        runner=runner,
-        delays=lambda: iter(lambda: 0.0, 1.0),
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(agent.run(stop))
-    try:
-        await asyncio.wait_for(agent.connected.wait(), 10)
+    async with running_agent(runtime, endpoints.agent_url, tmp_path, runner, host) as agent:
         yield agent
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
 
 
 def answer(template: str, exit_code: int = 0) -> FakeRunner:

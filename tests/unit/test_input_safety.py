@@ -203,6 +203,9 @@ class NeverDispatch:
         self.sent.append(envelope)
         return True
 
+    async def disconnect(self, host: str, reason: str) -> bool:
+        return False
+
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.sampled_from(NAMES), st.lists(WORDS, max_size=6))
