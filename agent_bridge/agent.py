@@ -149,7 +149,6 @@ class Agent:
             except Exception as exc:  # a bug must not take the agent off the fleet: log it, reconnect
                 log.exception("the connection failed unexpectedly")
                 reason, was_ready = f"internal error: {type(exc).__name__}", False
-            self.last_close_reason = reason
             if stop.is_set():
                 break
             if was_ready:
@@ -162,6 +161,17 @@ class Agent:
 
     async def connect_once(self, stop: asyncio.Event | None = None) -> tuple[str, bool]:
         """One connection, start to end. Returns why it ended and whether it got as far as ready."""
+        try:
+            reason, ready = await self._session_once(stop)
+        except BaseException as exc:
+            reason, ready = f"{type(exc).__name__}", False
+            raise
+        finally:
+            self.last_close_reason = reason
+            self.attempt_ended.set()
+        return reason, ready
+
+    async def _session_once(self, stop: asyncio.Event | None) -> tuple[str, bool]:
         pinned = self.state.pinned()
         if pinned is None and self._token is None:
             raise AgentConfigError(
@@ -223,7 +233,6 @@ class Agent:
         finally:
             self._session = None
             self.connected.clear()
-            self.attempt_ended.set()
 
     def _unused_token(self, pinned: Pinned | None) -> EnrollmentToken | None:
         """The --enroll-token, unless this state directory already enrolled with it (tokens are one-time)."""

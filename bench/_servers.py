@@ -2,6 +2,7 @@
 
     python bench/_servers.py echo            aiohttp websocket server that echoes every text frame
     python bench/_servers.py bolt SECRET     slack-bolt AsyncApp on aiohttp whose /defender only acks
+        [--process-before-response]          ... with bolt's process_before_response=True
 
 Each binds 127.0.0.1 port 0, prints ``listening <url>`` once it accepts connections, and exits on
 SIGTERM or SIGINT. Neither does anything else: that is the point of a yardstick.
@@ -38,7 +39,7 @@ def echo_app() -> web.Application:
     return app
 
 
-def bolt_app(signing_secret: str) -> web.Application:
+def bolt_app(signing_secret: str, *, process_before_response: bool = False) -> web.Application:
     """The smallest honest slack-bolt app: same adapter, same signature check, same authorize shortcut
     as the bot (no auth.test per request), and a listener that only acknowledges."""
     auth = AuthorizeResult(
@@ -52,7 +53,7 @@ def bolt_app(signing_secret: str) -> web.Application:
         client=AsyncWebClient(base_url=NOWHERE, retry_handlers=[]),
         signing_secret=signing_secret,
         authorize=authorize,
-        process_before_response=False,
+        process_before_response=process_before_response,
         raise_error_for_unhandled_request=False,
     )
 
@@ -92,11 +93,13 @@ def main() -> None:
     sub.add_parser("echo")
     bolt = sub.add_parser("bolt")
     bolt.add_argument("signing_secret")
+    bolt.add_argument("--process-before-response", action="store_true")
     args = parser.parse_args()
     if args.kind == "echo":
         app, path = echo_app(), "/echo"
     else:
-        app, path = bolt_app(args.signing_secret), "/slack/events"
+        app = bolt_app(args.signing_secret, process_before_response=args.process_before_response)
+        path = "/slack/events"
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(app, path))
 

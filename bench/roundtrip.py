@@ -57,6 +57,7 @@ from bot.runtime import BotRuntime
 from bot.settings import Settings
 from bot.slack_standin import SlackStandIn
 
+FINAL_PREFIXES = ("succeeded:", "failed:", "timed_out:", "cancelled:")  # a result reply's text
 LONG_OUTPUT = "".join(f"line {i:06d}: scanning C:\\Windows\\System32\\file{i}.dll\n" for i in range(4000))
 
 
@@ -219,6 +220,8 @@ async def posting(workdir: Path, *, burst_jobs: int, slack_limit: bool, burst: i
             jobs = store.jobs(limit=len(hosts) + 10)
             return len(jobs) == len(hosts) and all(j.state.final for j in jobs) and not store.pending_outbox()
 
+        await bot.runtime.outbox.wait_until(lambda: all(j.state.final for j in store.jobs(limit=50)), timeout=60)
+        finished_jobs = time.time() - started
         await bot.runtime.outbox.wait_until(settled, timeout=300)
         finished = time.time() - started
         calls = standin.calls[before:]
@@ -249,6 +252,16 @@ async def posting(workdir: Path, *, burst_jobs: int, slack_limit: bool, burst: i
         f"{_rate_after(posts, 5.0)}"
     )
     note(f"messages posted per second since the burst: {timeline}")
+    results = sorted(
+        c.time - started
+        for c in calls
+        if c.method == "chat.postMessage" and c.ok and str(c.args.get("text", "")).startswith(FINAL_PREFIXES)
+    )
+    if results:
+        note(
+            f"each job's result reply reached Slack after {results[0]:.1f} s (first) … {results[-1]:.1f} s (last); "
+            f"the jobs themselves finished within {finished_jobs:.2f} s"
+        )
     note(f"everything posted and every job final after {finished:.1f} s")
 
 

@@ -84,3 +84,10 @@ def shown(message: object) -> str:
     from bot.slack_standin_blocks import blocks_to_lines
 
     return "\n".join(blocks_to_lines(message.blocks))  # type: ignore[attr-defined]
+
+
+def state_of(runtime: BotRuntime, job_id: str) -> object:
+    """A job's current state (asserting the job exists)."""
+    job = runtime.store.get(job_id)
+    assert job is not None
+    return job.state

@@ -25,7 +25,7 @@ from bot.jobs import JobState
 from bot.runtime import BotRuntime, Endpoints
 from bot.slack_standin import SlackStandIn
 from tests.agents import agent_running
-from tests.conftest import BOB, CHANNEL, settings_for
+from tests.conftest import BOB, CHANNEL, settings_for, state_of
 from tests.fakes import CLEAN_CUSTOM, FakeRunner
 from tests.netproxy import Proxy
 
@@ -55,7 +55,7 @@ async def round_trip(standin: SlackStandIn, runtime: BotRuntime, host: str = "ho
     await standin.send_slash_command(user=BOB, channel=CHANNEL, text=f"scan {host} custom C:\\Temp")
     await standin.wait_for(lambda: len(runtime.store.jobs()) == before + 1, description="the job")
     job = runtime.store.jobs()[0]
-    await runtime.outbox.wait_until(lambda: runtime.store.get(job.id).state is JobState.SUCCEEDED, timeout=10)  # type: ignore[union-attr]
+    await runtime.outbox.wait_until(lambda: state_of(runtime, job.id) is JobState.SUCCEEDED, timeout=10)
 
 
 async def closed_with(ws: aiohttp.ClientWebSocketResponse) -> str:
