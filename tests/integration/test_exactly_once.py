@@ -1,0 +1,161 @@
+"""Results arrive exactly once, or the job ends clearly as failed: never lost, never stuck."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from agent_bridge import wire
+from agent_bridge.agent import backoff
+from agent_bridge.reports import Outcome
+from agent_bridge.runner import RunResult
+from bot.jobs import JobState
+from bot.runtime import BotRuntime, Endpoints
+from bot.slack_standin import SlackStandIn
+from tests.agents import agent_running
+from tests.conftest import BOB, CHANNEL, state_of
+from tests.fakes import CLEAN_CUSTOM, FakeRunner
+from tests.netproxy import Proxy
+
+Bot = tuple[BotRuntime, Endpoints]
+
+
+def clean(argv: Sequence[str]) -> RunResult:
+    return RunResult(exit_code=0, output=CLEAN_CUSTOM.format(path="C:\\Temp"))
+
+
+def results_in_thread(standin: SlackStandIn, root_ts: str) -> list[str]:
+    return [
+        m.text
+        for m in standin.thread(CHANNEL, root_ts)
+        if m.text.startswith(("succeeded:", "failed:", "cancelled:"))
+    ]
+
+
+async def test_a_connection_cut_mid_job_still_delivers_the_result_once(
+    standin: SlackStandIn, bot: Bot, tmp_path: Path
+) -> None:
+    runtime, endpoints = bot
+    port = int(endpoints.agent_url.split(":")[2].split("/")[0])
+    runner = FakeRunner(clean)
+    runner.release = asyncio.Event()
+    async with (
+        Proxy("127.0.0.1", port) as proxy,
+        agent_running(runtime, f"ws://127.0.0.1:{proxy.port}/agent", tmp_path, runner) as agent,
+    ):
+        await standin.send_slash_command(user=BOB, channel=CHANNEL, text="scan host42 custom C:\\Temp")
+        await asyncio.wait_for(runner.started.wait(), 10)
+        (root,) = standin.history(CHANNEL)
+        agent.attempt_ended.clear()
+        proxy.cut()  # the network drops while the scan runs
+        await asyncio.wait_for(agent.attempt_ended.wait(), 5)
+        runner.release.set()  # the scan finishes while (or just after) the agent is disconnected
+        (job,) = runtime.store.jobs()
+        await runtime.outbox.wait_until(lambda: state_of(runtime, job.id) is JobState.SUCCEEDED, timeout=15)
+        await runtime.outbox.wait_until(lambda: not agent.state.pending_results(), timeout=10)
+    await runtime.outbox.wait_until(lambda: not runtime.store.pending_outbox(), timeout=10)
+    assert results_in_thread(standin, root.ts) == ["succeeded: No threats found in C:\\Temp"]
+    assert len(runner.calls) == 1
+
+
+async def test_a_result_resent_after_a_reconnect_is_stored_once(
+    standin: SlackStandIn, bot: Bot, tmp_path: Path
+) -> None:
+    """The bot dedupes by job id: the agent re-sending a result it has not seen acknowledged changes nothing."""
+    runtime, endpoints = bot
+    async with agent_running(runtime, endpoints.agent_url, tmp_path, FakeRunner(clean)):
+        await standin.send_slash_command(user=BOB, channel=CHANNEL, text="scan host42 custom C:\\Temp")
+        await standin.wait_for(lambda: len(runtime.store.jobs()) == 1, description="the job")
+        (job,) = runtime.store.jobs()
+        await runtime.outbox.wait_until(lambda: state_of(runtime, job.id) is JobState.SUCCEEDED, timeout=10)
+        stored = runtime.store.get(job.id)
+        assert stored is not None
+        assert stored.result is not None
+        for _ in range(3):
+            assert await runtime.service.job_result("host42", stored.result)
+    await runtime.outbox.wait_until(lambda: not runtime.store.pending_outbox(), timeout=10)
+    (root,) = standin.history(CHANNEL)
+    assert len(results_in_thread(standin, root.ts)) == 1
+    assert [e["state"] for e in runtime.store.events(job.id) if e["state"]] == [
+        "queued",
+        "running",
+        "succeeded",
+    ]
+
+
+async def test_a_result_from_the_wrong_host_is_not_taken(
+    standin: SlackStandIn, bot: Bot, tmp_path: Path
+) -> None:
+    runtime, endpoints = bot
+    runner = FakeRunner(clean)
+    runner.release = asyncio.Event()
+    async with agent_running(runtime, endpoints.agent_url, tmp_path, runner):
+        await standin.send_slash_command(user=BOB, channel=CHANNEL, text="scan host42 custom C:\\Temp")
+        await asyncio.wait_for(runner.started.wait(), 10)
+        (job,) = runtime.store.jobs()
+
+        forged = wire.JobResult(
+            job_id=job.id, status="succeeded", outcome=Outcome(succeeded=True, summary="all fine, trust me"),
+            started_at=time.time(), finished_at=time.time(),
+        )  # fmt: skip
+        assert not await runtime.service.job_result("host43", forged)
+        assert state_of(runtime, job.id) is JobState.RUNNING
+        runner.release.set()
+        await runtime.outbox.wait_until(lambda: state_of(runtime, job.id) is JobState.SUCCEEDED, timeout=10)
+
+
+async def test_a_job_for_an_offline_host_expires_clearly(standin: SlackStandIn, bot: Bot) -> None:
+    runtime, _ = bot
+    await standin.send_slash_command(user=BOB, channel=CHANNEL, text="scan host42")
+    await standin.wait_for(lambda: len(runtime.store.jobs()) == 1, description="the job")
+    (job,) = runtime.store.jobs()
+    runtime.store.db.execute(
+        "UPDATE jobs SET expires_at = ? WHERE id = ?", (time.time() - 1, job.id)
+    )  # time passes
+    await runtime.service.expire_due()
+    assert state_of(runtime, job.id) is JobState.EXPIRED
+    (root,) = standin.history(CHANNEL)
+    replies = await standin.wait_for_reply_count(CHANNEL, root.ts, 2)
+    assert "did not connect before the job expired; nothing ran" in replies[-1].text
+
+
+async def test_a_host_that_never_reports_back_fails_the_job_instead_of_leaving_it_stuck(
+    standin: SlackStandIn, bot: Bot, tmp_path: Path
+) -> None:
+    runtime, endpoints = bot
+    runner = FakeRunner(clean)
+    runner.release = asyncio.Event()  # never set: the host goes silent mid-job
+    async with agent_running(runtime, endpoints.agent_url, tmp_path, runner):
+        await standin.send_slash_command(user=BOB, channel=CHANNEL, text="scan host42 custom C:\\Temp")
+        await asyncio.wait_for(runner.started.wait(), 10)
+        (job,) = runtime.store.jobs()
+        await runtime.outbox.wait_until(lambda: state_of(runtime, job.id) is JobState.RUNNING, timeout=10)
+        runtime.store.db.execute(
+            "UPDATE jobs SET dispatched_at = ? WHERE id = ?", (time.time() - 3 * 86400, job.id)
+        )
+        await runtime.service.expire_due()
+        assert state_of(runtime, job.id) is JobState.FAILED
+        delivered = asyncio.Event()
+        original = runtime.service.job_result
+
+        async def spy(host: str, result: wire.JobResult) -> bool:
+            acknowledged = await original(host, result)
+            delivered.set()
+            return acknowledged
+
+        runtime.service.job_result = spy  # type: ignore[method-assign]
+        runner.release.set()  # a result that finally turns up...
+        await asyncio.wait_for(delivered.wait(), 10)
+    assert state_of(runtime, job.id) is JobState.FAILED  # ...changes nothing: the job ended once
+
+
+def test_reconnect_delays_grow_with_jitter_up_to_a_cap() -> None:
+    ceilings = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+    top = backoff(initial=1.0, cap=60.0, rand=lambda: 1.0)
+    assert [next(top) for _ in ceilings] == ceilings
+    bottom = backoff(initial=1.0, cap=60.0, rand=lambda: 0.0)
+    assert [next(bottom) for _ in range(5)] == [0.0] * 5
+    half = backoff(initial=2.0, cap=5.0, rand=lambda: 0.5)
+    assert [next(half) for _ in range(4)] == [1.0, 2.0, 2.5, 2.5]
