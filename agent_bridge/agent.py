@@ -330,7 +330,8 @@ class Agent:
         run, outcome = await self._perform(envelope)
         running = self._running.pop(job_id, None)
         status: wire.JobStatus
-        if running is not None and running.cancelled:
+        cancelled_by_defender = outcome.error is not None and outcome.error.hresult == "0x800704C7"
+        if (running is not None and running.cancelled) or cancelled_by_defender:
             status = "cancelled"
         elif run.timed_out:
             status = "timed_out"
@@ -400,10 +401,10 @@ class Agent:
         self, command: commands.CancelCommand, envelope: wire.JobEnvelope
     ) -> tuple[RunResult, Outcome]:
         """`MpCmdRun -Scan -Cancel`, then the process tree of any scan that does not stop in time."""
-        run, outcome = await self._run_tool(command, timeout=min(envelope.timeout_seconds, 60.0))
         scans = [r for r in self._running.values() if isinstance(r.envelope.command, commands.ScanCommand)]
         for scan in scans:
-            scan.cancelled = True
+            scan.cancelled = True  # before the cancel runs: the scan may end the moment it does
+        run, outcome = await self._run_tool(command, timeout=min(envelope.timeout_seconds, 60.0))
         if scans:
             _done, pending = await asyncio.wait([s.task for s in scans], timeout=self.config.cancel_grace)
             for task in pending:

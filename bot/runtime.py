@@ -16,8 +16,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent_bridge import keys
-from agent_bridge.server import PATH as AGENT_PATH
 from agent_bridge.protocol import Limits
+from agent_bridge.server import PATH as AGENT_PATH
 from agent_bridge.server import BridgeServer
 from bot import admin
 from bot.audit import AuditLog
@@ -94,7 +94,10 @@ class BotRuntime:
             job_ttl=settings.job_ttl,
         )
         self.bridge = BridgeServer(
-            keyring=self.keyring, signing_key=self.signing_key, handler=self.service, limits=limits or Limits()
+            keyring=self.keyring,
+            signing_key=self.signing_key,
+            handler=self.service,
+            limits=limits or Limits(),
         )
         self.service.attach(self.bridge)
         self._runners: list[web.AppRunner] = []

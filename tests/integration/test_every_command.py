@@ -259,3 +259,28 @@ async def test_output_too_long_for_a_message_goes_into_a_file(world: LocalDeploy
     content = world.standin.file_content(file.id).decode()
     assert "Trojan:Win32/Fake.0!ml" in content
     assert "Trojan:Win32/Fake.119!ml" in content
+
+
+async def test_cancel_stops_a_running_scan(tmp_path_factory: pytest.TempPathFactory) -> None:
+    slow = SimulatedHost(name="host50", state={"mpcmdrun": {"scan_seconds": {"quick": 60}}})
+    deployment = LocalDeployment(
+        workdir=tmp_path_factory.mktemp("cancel"), policy=POLICY, users={ADMIN: "bob"}, channels={CHANNEL: "secops"},
+        hosts=[slow], settings_overrides={"DEFENDER_SLACK_BURST": "50"},
+    )  # fmt: skip
+    try:
+        await deployment.start()
+        standin, store = deployment.standin, deployment.runtime.store
+        await deployment.command(ADMIN, "scan host50", CHANNEL)
+        (root,) = await standin.wait_for_messages(CHANNEL, 1)
+        await standin.wait_for(
+            lambda: any("Running on" in m.text for m in standin.thread(CHANNEL, root.ts)),
+            description="running",
+        )
+        await deployment.command(ADMIN, "cancel host50", CHANNEL)
+        await deployment.settle(timeout=30)
+        scan, cancel = sorted(store.jobs(), key=lambda j: j.created_at)
+        assert scan.state.value == "cancelled", scan.result
+        assert cancel.state.value == "succeeded"
+        assert "cancelled" in shown(standin.find_message(CHANNEL, root.ts))
+    finally:
+        await deployment.stop()

@@ -159,3 +159,42 @@ def test_reconnect_delays_grow_with_jitter_up_to_a_cap() -> None:
     assert [next(bottom) for _ in range(5)] == [0.0] * 5
     half = backoff(initial=2.0, cap=5.0, rand=lambda: 0.5)
     assert [next(half) for _ in range(4)] == [1.0, 2.0, 2.5, 2.5]
+
+
+async def test_cancel_kills_a_scan_that_does_not_stop(
+    standin: SlackStandIn, bot: Bot, tmp_path: Path
+) -> None:
+    """MpCmdRun -Scan -Cancel did not stop it: after the grace period the scan's process tree is killed."""
+    runtime, endpoints = bot
+    stuck = asyncio.Event()  # never set: the scan would run forever
+
+    def answer(argv: Sequence[str]) -> RunResult:
+        return RunResult(exit_code=0, output="No scan is currently running.\n")
+
+    runner = FakeRunner(answer)
+    original_run = runner.run
+
+    async def run(argv: Sequence[str], *, timeout: float, max_output: int = 262144) -> RunResult:
+        if "-Cancel" not in argv:
+            runner.calls.append(list(argv))
+            runner.started.set()
+            await stuck.wait()
+        return await original_run(argv, timeout=timeout, max_output=max_output)
+
+    runner.run = run  # type: ignore[method-assign]
+    async with agent_running(runtime, endpoints.agent_url, tmp_path, runner, cancel_grace=0.2):
+        await standin.send_slash_command(user=BOB, channel=CHANNEL, text="scan host42")
+        await asyncio.wait_for(runner.started.wait(), 10)
+        await standin.send_slash_command(user=BOB, channel=CHANNEL, text="cancel host42")
+        scan, cancel = sorted(runtime.store.jobs(), key=lambda j: j.created_at)
+        await runtime.outbox.wait_until(
+            lambda: (
+                state_of(runtime, scan.id) is JobState.CANCELLED
+                and state_of(runtime, cancel.id) is JobState.SUCCEEDED
+            ),
+            timeout=10,
+        )
+    stored = runtime.store.get(scan.id)
+    assert stored is not None
+    assert stored.result is not None
+    assert "process tree was stopped" in stored.result.outcome.summary
