@@ -84,6 +84,24 @@ class Deployment:
         await self.bot.wait_for_line(rf"agent {host.name} online")
         return agent
 
+    async def restart_agent(self, host: str) -> Process:
+        """Start a host's agent again on its state directory (enrolled: no token this time)."""
+        directory = self.workdir / "hosts" / host
+        agent = await Process.start(
+            f"agent {host}",
+            [
+                str(BIN / "defender-agent"),
+                "--server", self.agent_url,
+                "--id", host,
+                "--state-dir", str(directory / "agent"),
+                "--mpcmdrun", str(BIN / "defender-mpcmdrun-sim"),
+                "--powershell", str(BIN / "defender-powershell-sim"),
+            ],
+            env={"DEFENDER_SIM_STATE": str(directory / "state.json")},
+        )  # fmt: skip
+        self.agents[host] = agent
+        return agent
+
 
 @asynccontextmanager
 async def deploy(

@@ -6,6 +6,10 @@ approval buttons still work, and both results land exactly once, in their origin
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
 from collections import Counter
 from pathlib import Path
 
@@ -96,3 +100,40 @@ async def test_kill_the_bot_mid_job_and_nothing_is_lost(tmp_path: Path) -> None:
         assert any("<@U0BOB> approved" in m.text for m in approval_thread)
         await standin.wait_for(lambda: "succeeded" in shown(standin.find_message(CHANNEL, running_root.ts)),
                                description="root updated")  # fmt: skip
+
+
+async def test_kill_the_agent_mid_scan_and_the_job_ends_clearly(tmp_path: Path) -> None:
+    slow = SimulatedHost(
+        name="host44", files={"C:\\Data\\a.txt": b"x"}, state={"mpcmdrun": {"scan_seconds": {"custom": 60}}}
+    )
+    async with deploy(tmp_path, policy=POLICY, hosts=[slow]) as deployment:
+        standin = deployment.standin
+        await standin.send_slash_command(user=ALICE, channel=CHANNEL, text="scan host44 custom C:\\Data")
+        (root,) = await standin.wait_for_messages(CHANNEL, 1)
+        await standin.wait_for(
+            lambda: any("Running on *host44*" in m.text for m in standin.thread(CHANNEL, root.ts)),
+            description="host44 running",
+        )
+        try:
+            await deployment.agents["host44"].stop(kill=True)  # kill -9 the agent mid-scan
+            await deployment.restart_agent("host44")
+            await standin.wait_for(
+                lambda: any(m.text.startswith("failed:") for m in standin.thread(CHANNEL, root.ts)),
+                timeout=30,
+                description="the job to end",
+            )
+        finally:
+            kill_orphaned_scan(tmp_path / "hosts" / "host44" / "state.json.scan")
+        results = [
+            m for m in standin.thread(CHANNEL, root.ts) if m.text.startswith(("failed:", "succeeded:"))
+        ]
+        assert len(results) == 1
+        assert "The agent restarted while the job was running" in results[0].text
+        assert "agent process stopped mid-job" in shown(results[0])
+
+
+def kill_orphaned_scan(record: Path) -> None:
+    """The killed agent's MpCmdRun (the simulator) runs on, as it would on Windows: stop it here."""
+    if record.exists():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(json.loads(record.read_text())["pid"]), signal.SIGKILL)
