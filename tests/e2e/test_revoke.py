@@ -1,0 +1,30 @@
+"""`defender-bot revoke` against a running bot, with real processes: the agent is cut off at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.local import SimulatedHost
+from tests.conftest import BOB, CHANNEL
+from tests.e2e.conftest import deploy
+from tests.e2e.processes import BIN, Process
+
+pytestmark = [pytest.mark.e2e]
+
+
+async def test_revoke_cuts_the_agent_off_and_keeps_it_out(tmp_path: Path) -> None:
+    async with deploy(tmp_path, hosts=[SimulatedHost(name="host42")]) as deployment:
+        revoke = await Process.start("revoke", [str(BIN / "defender-bot"), "revoke", "host42"], env=deployment.env)
+        assert await revoke.exited() == 0, revoke.output()
+        assert "host42 revoked; its connection was closed" in revoke.output()
+        await deployment.bot.wait_for_line(r"agent host42 revoked; its connection was closed")
+        await deployment.agents["host42"].wait_for_line(r"server closed the connection: revoked")
+        # The agent keeps trying and is refused every time.
+        await deployment.bot.wait_for_line(r"\(host42\) closed: unknown or revoked agent key")
+        response = await deployment.standin.send_slash_command(user=BOB, channel=CHANNEL, text="hosts")
+        assert response.json is not None
+        assert "revoked" in str(response.json["blocks"])
+        audit = (deployment.data_dir / "audit.jsonl").read_text()
+        assert '"event": "revoked", "host": "host42", "was_connected": true' in audit
