@@ -5,7 +5,7 @@ from __future__ import annotations
 from agent_bridge.commands import ExclusionCheckCommand, MapsCheckCommand
 from agent_bridge.reports import ExclusionReport, MapsReport
 from handlers.blocks import Block, escape, section
-from handlers.forms import host_args
+from handlers.forms import host_args, host_only
 from handlers.grammar import Words
 from handlers.registry import CommandSpec, HostAction
 from handlers.validation import build
@@ -33,21 +33,10 @@ EXCLUSION = CommandSpec(
     parse=parse_exclusion,
 )
 
-MAPS_FORMS = ("maps <host>",)
-
-
-def parse_maps(words: Words) -> HostAction:
-    parsed = host_args(words, forms=MAPS_FORMS, example="maps host42")
-    return HostAction(parsed.host, MapsCheckCommand(), parsed.reason)
-
-
-MAPS = CommandSpec(
+MAPS = host_only(
     name="maps",
     summary="Check the host's connection to Microsoft's cloud protection (MAPS)",
-    forms=MAPS_FORMS,
-    example="maps host42",
-    policy_names=("maps",),
-    parse=parse_maps,
+    command=MapsCheckCommand,
 )
 
 SPECS = (EXCLUSION, MAPS)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from agent_bridge.commands import AgentCommand
 from handlers.errors import UsageError
 from handlers.grammar import Arguments, Flag, Words, host_argument, parse_arguments
+from handlers.registry import CommandSpec, HostAction
 
 
 @dataclass(frozen=True)
@@ -50,3 +52,23 @@ def one_of(args: Arguments, names: tuple[str, ...], *, forms: tuple[str, ...], e
             example=example,
         )
     return given[0] if given else None
+
+
+def host_only(*, name: str, summary: str, command: Callable[[], AgentCommand]) -> CommandSpec:
+    """A command that takes a host and nothing else (``maps <host>``, ``status <host>``...)."""
+    forms = (f"{name} <host>",)
+    example = f"{name} host42"
+
+    def parse(words: Words) -> HostAction:
+        parsed = host_args(words, forms=forms, example=example)
+        return HostAction(parsed.host, command(), parsed.reason)
+
+    made = command()
+    return CommandSpec(
+        name=name,
+        summary=summary,
+        forms=forms,
+        example=example,
+        policy_names=(made.policy_name,),
+        parse=parse,
+    )

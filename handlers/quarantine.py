@@ -7,26 +7,13 @@ from datetime import UTC, datetime
 from agent_bridge.commands import QuarantineListCommand, RestoreCommand
 from agent_bridge.reports import QuarantineReport, RestoreReport
 from handlers.blocks import Block, escape, section
-from handlers.forms import host_args
+from handlers.forms import host_args, host_only
 from handlers.grammar import Flag, Words
 from handlers.registry import CommandSpec, HostAction
 from handlers.validation import build
 
-QUARANTINE_FORMS = ("quarantine <host>",)
-
-
-def parse_quarantine(words: Words) -> HostAction:
-    parsed = host_args(words, forms=QUARANTINE_FORMS, example="quarantine host42")
-    return HostAction(parsed.host, QuarantineListCommand(), parsed.reason)
-
-
-QUARANTINE = CommandSpec(
-    name="quarantine",
-    summary="List what Defender has quarantined on a host",
-    forms=QUARANTINE_FORMS,
-    example="quarantine host42",
-    policy_names=("quarantine",),
-    parse=parse_quarantine,
+QUARANTINE = host_only(
+    name="quarantine", summary="List what Defender has quarantined on a host", command=QuarantineListCommand
 )
 
 RESTORE_FORMS = (

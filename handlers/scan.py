@@ -6,7 +6,7 @@ from agent_bridge.commands import CancelCommand, ScanCommand, ScanType
 from agent_bridge.reports import CancelReport, ScanReport
 from handlers.blocks import Block, escape, fields, section
 from handlers.errors import UsageError
-from handlers.forms import host_args
+from handlers.forms import host_only
 from handlers.grammar import Flag, Words, host_argument, parse_arguments
 from handlers.registry import CommandSpec, HostAction
 from handlers.validation import build
@@ -94,21 +94,10 @@ def render(report: ScanReport) -> list[Block]:
     return blocks
 
 
-CANCEL_FORMS = ("cancel <host>",)
-
-
-def parse_cancel(words: Words) -> HostAction:
-    parsed = host_args(words, forms=CANCEL_FORMS, example="cancel host42")
-    return HostAction(host=parsed.host, command=CancelCommand(), reason=parsed.reason)
-
-
-CANCEL = CommandSpec(
+CANCEL = host_only(
     name="cancel",
     summary="Stop the scan running on a host (MpCmdRun -Scan -Cancel, then its process tree)",
-    forms=CANCEL_FORMS,
-    example="cancel host42",
-    policy_names=("cancel",),
-    parse=parse_cancel,
+    command=CancelCommand,
 )
 
 

@@ -7,39 +7,17 @@ from datetime import datetime
 from agent_bridge.commands import StatusCommand, ThreatsCommand
 from agent_bridge.powershell_reports import ScanRecord, StatusReport, ThreatsReport
 from handlers.blocks import Block, context, escape, fields, section
-from handlers.forms import host_args
-from handlers.grammar import Words
-from handlers.registry import CommandSpec, HostAction
+from handlers.forms import host_only
 
-STATUS_FORMS = ("status <host>",)
-THREATS_FORMS = ("threats <host>",)
-
-
-def parse_status(words: Words) -> HostAction:
-    parsed = host_args(words, forms=STATUS_FORMS, example="status host42")
-    return HostAction(parsed.host, StatusCommand(), parsed.reason)
-
-
-def parse_threats(words: Words) -> HostAction:
-    parsed = host_args(words, forms=THREATS_FORMS, example="threats host42")
-    return HostAction(parsed.host, ThreatsCommand(), parsed.reason)
-
-
-STATUS = CommandSpec(
+STATUS = host_only(
     name="status",
     summary="Defender's status: versions, signature age, real-time and tamper protection, last scans",
-    forms=STATUS_FORMS,
-    example="status host42",
-    policy_names=("status",),
-    parse=parse_status,
+    command=StatusCommand,
 )
-THREATS = CommandSpec(
+THREATS = host_only(
     name="threats",
     summary="Threats Defender detected on a host, and what it did about them",
-    forms=THREATS_FORMS,
-    example="threats host42",
-    policy_names=("threats",),
-    parse=parse_threats,
+    command=ThreatsCommand,
 )
 
 SPECS = (STATUS, THREATS)
