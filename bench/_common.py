@@ -1,8 +1,9 @@
 """What the benchmarks share: latency summaries, aligned tables, machine facts, child processes, fakes.
 
 Nothing here asserts anything about speed: the benchmarks print figures and a person reads them.
-Child processes are started with :meth:`Child.start` and always stopped by the caller (``async with``),
-on port 0 only, so a benchmark never collides with a running bot and never leaves anything behind.
+Child processes are started with :meth:`Child.start`, listen on port 0 only (so a benchmark never
+collides with a running bot) and are always stopped by the caller through an ``AsyncExitStack``, also when
+the run fails or is interrupted (:func:`run` turns SIGTERM into the same cancellation as Ctrl-C).
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ import resource
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self, TypeVar
+from typing import IO, Any, TypeVar
 
 import aiohttp
 
@@ -37,8 +37,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 SERVERS = BENCH_DIR / "_servers.py"  # the bare comparison servers (websocket echo, ack-only bolt app)
 BOT_EXE = Path(sys.executable).parent / "defender-bot"
 
-SIGNING_SECRET = "bench-signing-secret-0123456789"  # noqa: S105 - the stand-in's, for loopback only
-BOT_TOKEN = "xoxb-bench"  # noqa: S105 - the stand-in's fake token
+SIGNING_SECRET = "bench-signing-secret-0123456789"
+BOT_TOKEN = "xoxb-bench"
 USER = "U0BENCH"
 CHANNEL = "C0BENCH"
 FAKE_MPCMDRUN = "C:\\Program Files\\Windows Defender\\MpCmdRun.exe"  # never executed: the runner is fake
@@ -114,13 +114,15 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.1f}x" if b > 0 and not math.isnan(a) else "-"
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A plain aligned table: first column left-aligned, the figures right-aligned."""
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, left: int = 1) -> str:
+    """A plain aligned table: the first ``left`` columns left-aligned, the figures right-aligned."""
     widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
 
     def line(cells: Sequence[str]) -> str:
-        first, *rest = (str(c) for c in cells)
-        return "  ".join([first.ljust(widths[0]), *(c.rjust(w) for c, w in zip(rest, widths[1:], strict=True))])
+        return "  ".join(
+            str(c).ljust(w) if i < left else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(headers), rule, *(line(r) for r in rows)])
@@ -132,6 +134,26 @@ def heading(title: str) -> None:
 
 def note(text: str) -> None:
     print(f"   {text}", flush=True)
+
+
+# ---- running a benchmark ------------------------------------------------------------------------
+
+
+def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """``asyncio.run(main())``, where SIGTERM, like Ctrl-C, cancels the run so that everything it started
+    is stopped and its temporary directory removed on the way out."""
+
+    async def guarded() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        await main()
+
+    try:
+        asyncio.run(guarded())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("\ninterrupted; everything the benchmark started has been stopped", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 # ---- the machine --------------------------------------------------------------------------------
@@ -269,23 +291,16 @@ class Child:
                 self.proc.send_signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(self.proc.wait(), timeout)
-            except TimeoutError:
+            except BaseException as exc:  # too slow, or we are being cancelled: never leave it running
                 with contextlib.suppress(ProcessLookupError):
                     self.proc.kill()
                 await self.proc.wait()
+                if not isinstance(exc, TimeoutError):
+                    raise
         if self._drain is not None:
             self._drain.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._drain
+            await asyncio.gather(self._drain, return_exceptions=True)  # our own cancellation still propagates
         self._log.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
 
 READY = re.compile(r"^listening (\S+)")
@@ -305,9 +320,14 @@ async def start_bare(kind: str, workdir: Path, *extra: str) -> tuple[Child, str]
 BOT_READY = re.compile(r"ready; Slack requests at (http://\S+?), agents at (wss?://\S+)")
 
 
+def workspace(path: Path) -> Path:
+    """A directory for one part of a run (created before anything is timed)."""
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def bot_environment(workdir: Path, standin: SlackStandIn, **extra: str) -> dict[str, str]:
-    workdir.mkdir(parents=True, exist_ok=True)
-    policy = workdir / "policy.toml"
+    policy = workspace(workdir) / "policy.toml"
     policy.write_text(POLICY, encoding="utf-8")
     return {
         **os.environ,
@@ -373,15 +393,15 @@ class InstantMpCmdRun:
     def __init__(self, on_run: Callable[[], None], output: str | None = None) -> None:
         self._on_run = on_run
         self._output = output
-        self.calls = 0
 
     async def run(
         self, argv: Sequence[str], *, timeout: float, max_output: int = DEFAULT_MAX_OUTPUT
     ) -> RunResult:
-        self.calls += 1
         self._on_run()
         if self._output is not None:
-            return RunResult(exit_code=0, output=self._output[-max_output:], truncated=len(self._output) > max_output)
+            return RunResult(
+                exit_code=0, output=self._output[-max_output:], truncated=len(self._output) > max_output
+            )
         path = argv[argv.index("-File") + 1] if "-File" in argv else ""
         return RunResult(exit_code=0, output=CLEAN_SCAN.format(path=path))
 
@@ -400,10 +420,10 @@ class AckWatchingState(AgentState):
 
 @dataclass(frozen=True)
 class Trip:
-    """One job's way, in seconds from the moment its slash command was sent."""
+    """One job's way, in seconds from the moment the command was sent."""
 
     job_id: str
-    ack: float  # Slack got the acknowledgement (the job is stored by then)
+    ack: float  # the bot's answer is back (the job is stored by then)
     on_agent: float  # the agent started the (fake) MpCmdRun
     stored: float  # the bot stored the result and told the agent so (ResultAck)
 
@@ -476,7 +496,9 @@ def bench_agent(
             probe_status=False,  # no start-up `Get-MpComputerStatus`: the fake answers only scans
         ),
         runner=probe.runner(host, output),
-        delays=lambda: backoff(initial=0.2, cap=5.0),
+        delays=lambda: backoff(initial=0.2, cap=5.0),  # a failed handshake retries soon, jittered
     )
+    # The same state directory (the agent made its key there a moment ago), seen through a subclass that
+    # also reports the bot's ResultAck: the only way to see "result stored" from outside the bot.
     agent.state = probe.state(host, state_dir)
     return agent

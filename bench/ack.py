@@ -47,9 +47,11 @@ from _common import (
     note,
     print_machine,
     ratio,
+    run,
     start_bare,
     start_bot,
     table,
+    workspace,
 )
 from slack_sdk.signature import SignatureVerifier
 
@@ -82,7 +84,6 @@ class Sample:
 @asynccontextmanager
 async def target_url(target: Target, workdir: Path) -> AsyncIterator[str]:
     """Start a fresh process for ``target``; yield its request URL; stop it (and all it needs) after."""
-    workdir.mkdir(parents=True, exist_ok=True)
     async with contextlib.AsyncExitStack() as stack:
         child: Child
         if target.kind == "bot":
@@ -117,7 +118,9 @@ def slash_command_body(text: str, index: int) -> str:
     )
 
 
-async def load(url: str, text: Callable[[int], str], *, total: int, concurrency: int, first: int) -> list[Sample]:
+async def load(
+    url: str, text: Callable[[int], str], *, total: int, concurrency: int, first: int
+) -> list[Sample]:
     """``total`` signed slash commands, ``concurrency`` in flight at any time."""
     verifier = SignatureVerifier(SIGNING_SECRET)
     indexes = itertools.count(first)
@@ -182,7 +185,9 @@ async def measure(target: Target, workdir: Path, *, total: int, concurrency: int
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=600, help="timed requests per row (default 600)")
     parser.add_argument(
         "--concurrency", type=int, nargs="+", default=[1, 16], help="requests in flight (default: 1 16)"
@@ -195,12 +200,14 @@ async def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     print_machine()
     targets = [t for n, t in enumerate(TARGETS, 1) if args.only is None or n in args.only]
-    heading(f"slash command acknowledgement: {args.requests} signed requests per row, each row a fresh process")
+    heading(
+        f"slash command acknowledgement: {args.requests} signed requests per row, each row a fresh process"
+    )
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="defender-bench-") as tmp:
         for concurrency in args.concurrency:
             for n, target in enumerate(targets):
-                workdir = Path(tmp) / f"c{concurrency}-t{n}"
+                workdir = workspace(Path(tmp) / f"c{concurrency}-t{n}")
                 rows.append(await measure(target, workdir, total=args.requests, concurrency=concurrency,
                                           warmup=args.warmup))  # fmt: skip
                 note(f"done: {target.name} at concurrency {concurrency}")
@@ -208,21 +215,36 @@ async def main() -> None:
     print()
     print(
         table(
-            ["target", "in flight", "p50 ms", "p99 ms", "max ms", "p99/bare", "req/s", "errors", ">3 s",
-             "p50 first/last 10%"],
+            [
+                "target",
+                "in flight",
+                "p50 ms",
+                "p99 ms",
+                "max ms",
+                "p99/bare",
+                "req/s",
+                "errors",
+                ">3 s",
+                "p50 first/last 10%",
+            ],
             [
                 [
-                    r.target.name, str(r.concurrency), *r.latency.cells(),
+                    r.target.name,
+                    str(r.concurrency),
+                    *r.latency.cells(),
                     ratio(r.latency.p99, bare[r.concurrency].p99) if r.concurrency in bare else "-",
-                    f"{r.rate:.0f}", str(r.errors), str(r.late), f"{ms(r.first_p50)} / {ms(r.last_p50)}",
+                    f"{r.rate:.0f}",
+                    str(r.errors),
+                    str(r.late),
+                    f"{ms(r.first_p50)} / {ms(r.last_p50)}",
                 ]
                 for r in rows
             ],
-        )  # fmt: skip
+        )
     )
     note("p99/bare: p99 against the bare bolt app (process_before_response=False) at the same concurrency")
     note("p50 first/last 10%: whether acknowledging gets slower as the run goes on (work growing with N)")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main)

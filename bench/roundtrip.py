@@ -39,11 +39,11 @@ from _common import (
     bot_environment,
     echo_roundtrips,
     heading,
-    ms,
     new_standin,
     note,
     print_machine,
     ratio,
+    run,
     scan_text,
     table,
     via_slack,
@@ -52,13 +52,14 @@ from _servers import echo_app
 from aiohttp import web
 
 from agent_bridge.agent import Agent
-from bot.jobs import JobState
 from bot.runtime import BotRuntime
 from bot.settings import Settings
 from bot.slack_standin import SlackStandIn
 
 FINAL_PREFIXES = ("succeeded:", "failed:", "timed_out:", "cancelled:")  # a result reply's text
-LONG_OUTPUT = "".join(f"line {i:06d}: scanning C:\\Windows\\System32\\file{i}.dll\n" for i in range(4000))
+LONG_OUTPUT = "".join(  # ~200 KB
+    f"line {i:06d}: scanning C:\\Windows\\System32\\file{i}.dll\n" for i in range(4000)
+)
 
 
 @dataclass
@@ -88,7 +89,9 @@ async def deployment(
         probe = JobProbe()
         agents: dict[str, Agent] = {}
         for host, output in hosts.items():
-            token = runtime.keyring.issue_token(host, server_key=runtime.bridge.server_key, cert_fingerprint=None)
+            token = runtime.keyring.issue_token(
+                host, server_key=runtime.bridge.server_key, cert_fingerprint=None
+            )
             agent = bench_agent(
                 url=endpoints.agent_url,
                 host=host,
@@ -131,7 +134,9 @@ def accepting(bot: Deployment, host: str, channel: str) -> Callable[[], Awaitabl
     dispatch, answer. Called directly, so "accepted" is exactly the moment the job is stored."""
 
     async def send() -> str:
-        return bot.runtime.requests.handle_command(user_id=USER, channel_id=channel, text=scan_text(host)).text
+        return bot.runtime.requests.handle_command(
+            user_id=USER, channel_id=channel, text=scan_text(host)
+        ).text
 
     return send
 
@@ -176,7 +181,10 @@ async def latency(workdir: Path, *, jobs: int, echoes: int, warmup: int) -> None
         )
     )
     total = rows[3][1]
-    note(f"accepted → result stored / raw echo: p50 {ratio(total.p50, echo.p50)}, p99 {ratio(total.p99, echo.p99)}")
+    note(
+        f"accepted → result stored / raw echo: p50 {ratio(total.p50, echo.p50)}, "
+        f"p99 {ratio(total.p99, echo.p99)}"
+    )
 
 
 async def busy_channel(workdir: Path, *, jobs: int) -> None:
@@ -206,7 +214,7 @@ async def posting(workdir: Path, *, burst_jobs: int, slack_limit: bool, burst: i
     limit = "answers 429 beyond ~1 msg/s per channel (burst 3)" if slack_limit else "does not rate-limit"
     heading(f"part 2: {burst_jobs} scans sent at once in one channel; the stand-in {limit}")
     hosts: dict[str, str | None] = {f"host-{i:02d}": None for i in range(1, burst_jobs)}
-    hosts[f"host-{burst_jobs:02d}"] = LONG_OUTPUT  # one job with ~{len(LONG_OUTPUT)//1024} KiB of output
+    hosts[f"host-{burst_jobs:02d}"] = LONG_OUTPUT  # the last job has a long output (a file upload)
     async with deployment(workdir, hosts, slack_limit=slack_limit, burst=burst) as bot:
         standin, store = bot.standin, bot.runtime.store
         before = len(standin.calls)
@@ -220,7 +228,9 @@ async def posting(workdir: Path, *, burst_jobs: int, slack_limit: bool, burst: i
             jobs = store.jobs(limit=len(hosts) + 10)
             return len(jobs) == len(hosts) and all(j.state.final for j in jobs) and not store.pending_outbox()
 
-        await bot.runtime.outbox.wait_until(lambda: all(j.state.final for j in store.jobs(limit=50)), timeout=60)
+        await bot.runtime.outbox.wait_until(
+            lambda: all(j.state.final for j in store.jobs(limit=len(hosts) + 10)), timeout=60
+        )
         finished_jobs = time.time() - started
         await bot.runtime.outbox.wait_until(settled, timeout=300)
         finished = time.time() - started
@@ -230,12 +240,19 @@ async def posting(workdir: Path, *, burst_jobs: int, slack_limit: bool, burst: i
     states = Counter(j.state.value for j in jobs)
     by_method: dict[str, Counter[str]] = {}
     for call in calls:
-        by_method.setdefault(call.method, Counter())["ok" if call.ok else (call.error or str(call.status))] += 1
+        by_method.setdefault(call.method, Counter())[
+            "ok" if call.ok else (call.error or str(call.status))
+        ] += 1
     print(
         table(
             ["Web API method", "calls", "ok", "errors"],
             [
-                [method, str(sum(c.values())), str(c["ok"]), ", ".join(f"{k} {v}" for k, v in c.items() if k != "ok")]
+                [
+                    method,
+                    str(sum(c.values())),
+                    str(c["ok"]),
+                    ", ".join(f"{k} {v}" for k, v in c.items() if k != "ok"),
+                ]
                 for method, c in sorted(by_method.items())
             ],
         )
@@ -245,7 +262,10 @@ async def posting(workdir: Path, *, burst_jobs: int, slack_limit: bool, burst: i
     span = posts[-1] - posts[0] if len(posts) > 1 else 0.0
     busiest = max((sum(1 for u in posts if t <= u < t + 1.0) for t in posts), default=0)
     timeline = " ".join(str(per_second.get(s, 0)) for s in range(int(posts[-1]) + 1)) if posts else "-"
-    note(f"{len(hosts)} jobs acknowledged in {acked * 1000:.0f} ms ({refused} refused); final states: {dict(states)}")
+    note(
+        f"{len(hosts)} jobs acknowledged in {acked * 1000:.0f} ms ({refused} refused); "
+        f"final states: {dict(states)}"
+    )
     note(
         f"{len(posts)} messages posted ({len(posts) / len(hosts):.1f} per job) over {span:.1f} s; "
         f"at most {busiest} in any 1 s window; after the first 5 s: "
@@ -259,7 +279,8 @@ async def posting(workdir: Path, *, burst_jobs: int, slack_limit: bool, burst: i
     )
     if results:
         note(
-            f"each job's result reply reached Slack after {results[0]:.1f} s (first) … {results[-1]:.1f} s (last); "
+            f"the jobs' result replies reached Slack {results[0]:.1f} s (first) … {results[-1]:.1f} s (last) "
+            f"after the burst; "
             f"the jobs themselves finished within {finished_jobs:.2f} s"
         )
     note(f"everything posted and every job final after {finished:.1f} s")
@@ -273,12 +294,16 @@ def _rate_after(posts: list[float], skip: float) -> str:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--jobs", type=int, default=300, help="timed jobs, one at a time (default 300)")
     parser.add_argument("--warmup", type=int, default=20, help="untimed jobs first (default 20)")
     parser.add_argument("--echoes", type=int, default=2000, help="raw websocket round trips (default 2000)")
     parser.add_argument("--burst-jobs", type=int, default=5, help="jobs sent at once in part 2 (default 5)")
-    parser.add_argument("--slack-burst", type=int, default=None, help="DEFENDER_SLACK_BURST (default: the bot's)")
+    parser.add_argument(
+        "--slack-burst", type=int, default=None, help="DEFENDER_SLACK_BURST (default: the bot's)"
+    )
     parser.add_argument("--no-slack-limit", action="store_true", help="the stand-in does not answer 429s")
     parser.add_argument("--skip-busy", action="store_true", help="skip part 1b (one busy channel)")
     parser.add_argument("--skip-posting", action="store_true", help="skip part 2 (Slack posting)")
@@ -299,4 +324,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main)

@@ -16,7 +16,9 @@ pytestmark = [pytest.mark.e2e]
 
 async def test_revoke_cuts_the_agent_off_and_keeps_it_out(tmp_path: Path) -> None:
     async with deploy(tmp_path, hosts=[SimulatedHost(name="host42")]) as deployment:
-        revoke = await Process.start("revoke", [str(BIN / "defender-bot"), "revoke", "host42"], env=deployment.env)
+        revoke = await Process.start(
+            "revoke", [str(BIN / "defender-bot"), "revoke", "host42"], env=deployment.env
+        )
         assert await revoke.exited() == 0, revoke.output()
         assert "host42 revoked; its connection was closed" in revoke.output()
         await deployment.bot.wait_for_line(r"agent host42 revoked; its connection was closed")
