@@ -188,7 +188,7 @@ class RequestHandler:
                  job.state.value)  # fmt: skip
         self._service.outbox.wake()
         if not needs_approval:
-            self._service.spawn(self._service.dispatch(job.host))
+            self._service.spawn(self._service.dispatch(job.host, job.id))
         return job
 
     # ---- queries --------------------------------------------------------------------------------
@@ -291,7 +291,7 @@ class RequestHandler:
         if private is not None:
             self._tell(user_id, channel_id, private, message_ts)
         if outcome.verdict is Verdict.APPROVED:
-            self._service.spawn(self._service.dispatch(job.host))
+            self._service.spawn(self._service.dispatch(job.host, job.id))
 
     async def _is_approver(self, approval: Approval, user_id: str) -> bool:
         if approval.may_approve(user_id, self._principal(user_id).groups):

@@ -27,6 +27,7 @@ from handlers.results import render_result
 log = logging.getLogger(__name__)
 
 RESULT_GRACE = 600.0  # seconds past a job's time limit before a silent host's job is declared failed
+_WAITING = "waiting for host"  # the job event that records "the thread was told this job waits"
 
 
 class Dispatcher(Protocol):
@@ -70,13 +71,22 @@ class JobService:
 
     # ---- dispatch -------------------------------------------------------------------------------
 
-    async def dispatch(self, host: str) -> None:
-        """Send every queued job of ``host`` that has not reached it yet; say so once if it is offline."""
+    async def dispatch(self, host: str, job_id: str | None = None) -> None:
+        """Send the queued jobs of ``host`` that have not reached it yet; say once that a job waits if the
+        host is offline. ``job_id`` names a job just queued: when the host is offline, only that one is
+        new, so the others are left alone (a long queue for an offline host costs nothing per command)."""
         lock = self._dispatch_locks.setdefault(host, asyncio.Lock())
         async with lock:
-            for job in self._store.active_jobs(host):
-                if job.state is JobState.QUEUED:
-                    await self._dispatch_one(job)
+            if job_id is not None and not self._is_online(host):
+                job = self._store.get(job_id)
+                jobs = [job] if job is not None and job.state is JobState.QUEUED else []
+            else:
+                jobs = self._store.queued_jobs(host)
+            for job in jobs:
+                await self._dispatch_one(job)
+
+    def _is_online(self, host: str) -> bool:
+        return self._bridge is not None and self._bridge.is_online(host)
 
     async def _dispatch_one(self, job: Job) -> None:
         now = self._clock()
@@ -98,23 +108,20 @@ class JobService:
             command=job.command,
         )
         assert self._bridge is not None, "attach() the bridge before dispatching"
-        if self._bridge.is_online(job.host) and await self._bridge.send_job(envelope):
+        if self._is_online(job.host) and await self._bridge.send_job(envelope):
             self._store.mark_dispatched(job.id, reply=messages.dispatched(job))
             self._audit.write("dispatch", job=job.id, host=job.host)
             log.info("job %s on %s: dispatched", job.id, job.host)
-        elif job.dispatched_at is None and not self._said_waiting(job):
-            self._store.add_reply(job.id, messages.waiting_for_host(job), detail="waiting for host")
+        elif job.dispatched_at is None and not self._store.has_event(job.id, _WAITING):
+            self._store.add_reply(job.id, messages.waiting_for_host(job), detail=_WAITING)
             log.info("job %s on %s: host offline, job waits", job.id, job.host)
         self.outbox.wake()
-
-    def _said_waiting(self, job: Job) -> bool:
-        return any(event["detail"] == "waiting for host" for event in self._store.events(job.id))
 
     async def expire_due(self) -> None:
         """Queued jobs whose host never came back in time end as expired; running jobs whose host never
         reported back within the job's own time limit end as failed. Nothing stays stuck."""
         now = self._clock()
-        for job in self._store.active_jobs():
+        for job in self._store.due_jobs(now):
             started = job.dispatched_at or job.created_at
             if job.state is JobState.RUNNING and now > started + run_timeout(job.command) + RESULT_GRACE:
                 why = f"no result from {job.host} within the job's time limit"

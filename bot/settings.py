@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     bridge_tls_cert: Path | None = Field(default=None, alias="DEFENDER_BRIDGE_TLS_CERT")
     bridge_tls_key: Path | None = Field(default=None, alias="DEFENDER_BRIDGE_TLS_KEY")
     job_ttl: float = Field(default=3600.0, alias="DEFENDER_JOB_TTL")
-    channel_burst: int = Field(default=4, ge=1, le=50, alias="DEFENDER_SLACK_BURST")
+    channel_burst: int = Field(default=3, ge=1, le=50, alias="DEFENDER_SLACK_BURST")
 
     @field_validator("slack_bot_token")
     @classmethod

@@ -23,6 +23,8 @@ from bot.store import OutboxItem, Store
 
 log = logging.getLogger(__name__)
 
+_BATCH = 50  # messages read per query when draining a channel; the queue may hold thousands
+
 
 def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> float:
     return float(min(cap, base * 2.0**attempt))
@@ -91,8 +93,7 @@ class SlackOutbox:
         try:
             while not self._closed:
                 self._wake.clear()
-                channels = {item.channel for item in self._store.pending_outbox()}
-                for channel in channels:
+                for channel in self._store.pending_channels():
                     worker = self._workers.get(channel)
                     if worker is None or worker.done():
                         self._workers[channel] = asyncio.create_task(
@@ -110,7 +111,7 @@ class SlackOutbox:
 
     async def _drain(self, channel: str) -> None:
         while True:
-            items = [item for item in self._store.pending_outbox() if item.channel == channel]
+            items = self._store.pending_outbox(channel, limit=_BATCH)
             if not items:
                 return
             for item in items:

@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS job_events (
     actor TEXT,
     detail TEXT
 );
+CREATE INDEX IF NOT EXISTS job_events_by_job ON job_events(job_id, seq);
 CREATE TABLE IF NOT EXISTS slack_outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id TEXT,
@@ -222,7 +223,33 @@ class Store:
         return [_job(row) for row in self.db.execute(sql, (*params, limit))]
 
     def active_jobs(self, host: str | None = None) -> list[Job]:
-        return list(reversed(self.jobs(host=host, states=ACTIVE, limit=10_000)))
+        """Every job not yet finished, oldest first (no cap: nothing active may be overlooked)."""
+        return self._select(host, ACTIVE)
+
+    def queued_jobs(self, host: str) -> list[Job]:
+        """The jobs of ``host`` waiting to be sent to it, oldest first."""
+        rows = self.db.execute(
+            "SELECT * FROM jobs WHERE host = ? AND state = 'queued' ORDER BY created_at", (host,)
+        )
+        return [_job(row) for row in rows]
+
+    def due_jobs(self, now: float) -> list[Job]:
+        """The jobs that may be overdue at ``now``: queued past their expiry, and every running one
+        (how long a running job may take depends on its command, which only the caller knows)."""
+        rows = self.db.execute(
+            "SELECT * FROM jobs WHERE (state = 'queued' AND expires_at <= ?) OR state = 'running'"
+            " ORDER BY created_at",
+            (now,),
+        )
+        return [_job(row) for row in rows]
+
+    def _select(self, host: str | None, states: frozenset[JobState]) -> list[Job]:
+        rows = self.db.execute(
+            "SELECT * FROM jobs WHERE state IN (SELECT value FROM json_each(?))"
+            " AND (? IS NULL OR host = ?) ORDER BY created_at",
+            (json.dumps(sorted(s.value for s in states)), host, host),
+        )
+        return [_job(row) for row in rows]
 
     def transition(
         self,
@@ -286,6 +313,12 @@ class Store:
     def events(self, job_id: str) -> list[sqlite3.Row]:
         return list(self.db.execute("SELECT * FROM job_events WHERE job_id = ? ORDER BY seq", (job_id,)))
 
+    def has_event(self, job_id: str, detail: str) -> bool:
+        row = self.db.execute(
+            "SELECT 1 FROM job_events WHERE job_id = ? AND detail = ? LIMIT 1", (job_id, detail)
+        ).fetchone()
+        return row is not None
+
     def _event(
         self,
         db: sqlite3.Connection,
@@ -322,8 +355,22 @@ class Store:
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
-    def pending_outbox(self) -> list[OutboxItem]:
-        rows = self.db.execute("SELECT * FROM slack_outbox WHERE done_at IS NULL ORDER BY id")
+    def pending_channels(self) -> set[str]:
+        """The channels with messages still to deliver (read from the pending index alone)."""
+        rows = self.db.execute("SELECT DISTINCT channel FROM slack_outbox WHERE done_at IS NULL")
+        return {row["channel"] for row in rows}
+
+    def pending_outbox(self, channel: str | None = None, *, limit: int = -1) -> list[OutboxItem]:
+        """Messages still to deliver, oldest first; of one channel and at most ``limit`` if given."""
+        if channel is None:
+            rows = self.db.execute(
+                "SELECT * FROM slack_outbox WHERE done_at IS NULL ORDER BY id LIMIT ?", (limit,)
+            )
+        else:  # walks the partial index of pending messages, already in (channel, id) order
+            rows = self.db.execute(
+                "SELECT * FROM slack_outbox WHERE done_at IS NULL AND channel = ? ORDER BY id LIMIT ?",
+                (channel, limit),
+            )
         return [
             OutboxItem(
                 r["id"],

@@ -106,6 +106,31 @@ async def test_a_result_from_the_wrong_host_is_not_taken(
         await runtime.outbox.wait_until(lambda: state_of(runtime, job.id) is JobState.SUCCEEDED, timeout=10)
 
 
+async def test_jobs_queued_for_an_offline_host_are_each_announced_once_and_run_in_order_when_it_returns(
+    standin: SlackStandIn, bot: Bot, tmp_path: Path
+) -> None:
+    runtime, endpoints = bot
+    texts = ["status host42", "scan host42 custom C:\\Temp", "threats host42"]
+    for text in texts:
+        await standin.send_slash_command(user=BOB, channel=CHANNEL, text=text)
+    await runtime.outbox.wait_until(
+        lambda: len(runtime.store.jobs()) == 3 and not runtime.store.pending_outbox(), timeout=10
+    )
+    roots = standin.history(CHANNEL)
+    assert len(roots) == 3
+    for root in roots:  # one "waiting" reply per job, however many jobs queued after it
+        (reply,) = standin.thread(CHANNEL, root.ts)
+        assert "*host42* is not connected" in reply.text
+
+    runner = FakeRunner(clean)
+    async with agent_running(runtime, endpoints.agent_url, tmp_path, runner):
+        await runtime.outbox.wait_until(
+            lambda: all(job.state.final for job in runtime.store.jobs()), timeout=15
+        )
+    assert [job.text for job in sorted(runtime.store.jobs(), key=lambda j: j.dispatched_at or 0)] == texts
+    assert len(runner.calls) == 3
+
+
 async def test_a_job_for_an_offline_host_expires_clearly(standin: SlackStandIn, bot: Bot) -> None:
     runtime, _ = bot
     await standin.send_slash_command(user=BOB, channel=CHANNEL, text="scan host42")

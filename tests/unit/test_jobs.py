@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_bridge.commands import CancelCommand, ScanCommand, ScanType
+from agent_bridge.commands import CancelCommand, ScanCommand, ScanType, StatusCommand
 from bot.jobs import FINAL, TRANSITIONS, IllegalTransition, Job, JobState, check_transition, run_timeout
 from bot.store import Store
 from handlers.errors import AlreadyInProgress
@@ -141,3 +141,29 @@ def test_run_timeouts() -> None:
     assert run_timeout(ScanCommand(scan_type=ScanType.FULL)) == 7 * 86400.0
     assert run_timeout(ScanCommand(timeout_days=2)) == 2 * 86400.0 + 600.0
     assert run_timeout(CancelCommand()) == 300.0
+
+
+def test_the_queries_the_dispatcher_and_expiry_use(store: Store) -> None:
+    status = StatusCommand()  # not a scan: several may queue on one host
+    store.create_job(make_job("j-1", created_at=1.0, expires_at=150.0, command=status), root={"text": "a"})
+    store.create_job(make_job("j-2", created_at=2.0, expires_at=999.0, command=status), root={"text": "b"})
+    store.create_job(make_job("j-3", host="host43", created_at=3.0), root={"text": "c"})
+    store.transition("j-3", JobState.RUNNING)
+    store.create_job(make_job("j-4", created_at=4.0, command=status, channel="C0OTHER"), root={"text": "d"})
+    store.transition("j-4", JobState.CANCELLED)
+
+    assert [j.id for j in store.queued_jobs("host42")] == ["j-1", "j-2"]
+    assert [j.id for j in store.queued_jobs("host43")] == []
+    assert [j.id for j in store.active_jobs()] == ["j-1", "j-2", "j-3"]
+    # at 200: j-1 expired while queued, j-3 runs (its own limit decides), j-2 still has time
+    assert [j.id for j in store.due_jobs(200.0)] == ["j-1", "j-3"]
+
+    store.add_reply("j-2", {"text": "waiting"}, detail="waiting for host")
+    assert store.has_event("j-2", "waiting for host") and not store.has_event("j-1", "waiting for host")
+
+    assert store.pending_channels() == {"C0SECOPS", "C0OTHER"}
+    assert [i.payload["text"] for i in store.pending_outbox("C0SECOPS", limit=2)] == ["a", "b"]
+    assert [i.payload["text"] for i in store.pending_outbox("C0OTHER")] == ["d"]
+    for item in store.pending_outbox("C0OTHER"):
+        store.outbox_done(item, ts="1.0")
+    assert store.pending_channels() == {"C0SECOPS"}
