@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_OUTPUT = 256 * 1024
 _READ_CHUNK = 64 * 1024
+# How long the pipe may stay open once the process has exited and its group has been killed.
+_DRAIN_GRACE = 5.0
 # Windows: a new process group, so taskkill /T reaches the whole tree. POSIX uses a new session instead.
 _CREATE_NEW_PROCESS_GROUP = 0x00000200 if sys.platform == "win32" else 0
 
@@ -88,54 +91,94 @@ class SubprocessRunner:
         self, argv: Sequence[str], *, timeout: float, max_output: int = DEFAULT_MAX_OUTPUT
     ) -> RunResult:
         started = time.monotonic()
-        proc = await asyncio.create_subprocess_exec(
+        loop = asyncio.get_running_loop()
+        capture = _Capture(_TailBuffer(max_output), loop)
+        transport, _ = await loop.subprocess_exec(
+            lambda: capture,
             *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             start_new_session=sys.platform != "win32",
             creationflags=_CREATE_NEW_PROCESS_GROUP,
             env=self._env,
         )
-        buffer = _TailBuffer(max_output)
         timed_out = False
         try:
-            await asyncio.wait_for(_pump(proc, buffer), timeout)
+            # The run ends when the first process does, not when its pipe closes: a child it left
+            # behind may hold the pipe open for ever.
+            await asyncio.wait_for(asyncio.shield(capture.exited), timeout)
         except TimeoutError:
             timed_out = True
-            log.warning("process %s timed out after %.0fs; killing its tree", proc.pid, timeout)
-            await _kill_tree(proc)
+            log.warning("process %s timed out after %.0fs; killing its tree", transport.get_pid(), timeout)
+            await _kill_tree(transport, capture)
         except BaseException:
             # Cancelled (a `cancel` job or shutdown): never leave the child running.
-            await _kill_tree(proc)
+            await _kill_tree(transport, capture)
+            transport.close()
             raise
-        code = proc.returncode
+        _kill_leftovers(transport.get_pid())
+        await _drain(transport, capture)
+        code = transport.get_returncode()
         return RunResult(
             exit_code=-1 if timed_out or code is None else normalise_exit_code(code),
-            output=decode_output(buffer.getvalue()),
-            truncated=buffer.dropped > 0,
+            output=decode_output(capture.buffer.getvalue()),
+            truncated=capture.buffer.dropped > 0,
             timed_out=timed_out,
             duration=time.monotonic() - started,
         )
 
 
-async def _pump(proc: asyncio.subprocess.Process, buffer: _TailBuffer) -> None:
-    assert proc.stdout is not None
-    while chunk := await proc.stdout.read(_READ_CHUNK):
-        buffer.feed(chunk)
-    await proc.wait()
+class _Capture(asyncio.SubprocessProtocol):
+    """Feeds the merged output straight into the tail buffer and says when the process and its pipe end."""
+
+    def __init__(self, buffer: _TailBuffer, loop: asyncio.AbstractEventLoop) -> None:
+        self.buffer = buffer
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.pipe_closed: asyncio.Future[None] = loop.create_future()
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        self.buffer.feed(data if isinstance(data, bytes) else data.encode())
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if not self.pipe_closed.done():
+            self.pipe_closed.set_result(None)
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
 
 
-async def _kill_tree(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
+async def _kill_tree(transport: asyncio.SubprocessTransport, capture: _Capture) -> None:
+    if transport.get_returncode() is None:
+        pid = transport.get_pid()
         if sys.platform == "win32":  # pragma: no cover - exercised on Windows hosts only
             killer = await asyncio.create_subprocess_exec(
-                "taskkill.exe", "/T", "/F", "/PID", str(proc.pid),
+                "taskkill.exe", "/T", "/F", "/PID", str(pid),
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
             await killer.wait()
         else:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        await proc.wait()
+                os.killpg(pid, signal.SIGKILL)
+    await asyncio.shield(capture.exited)
+
+
+def _kill_leftovers(pid: int) -> None:
+    """Whatever the finished process left running in its group goes too: nothing outlives a run.
+
+    POSIX only: a group outlives its leader while any member lives, so its id is not reused. On
+    Windows ``taskkill /T`` needs the (now gone) parent; what is left there only delays ``_drain``.
+    """
+    if sys.platform != "win32":
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+async def _drain(transport: asyncio.SubprocessTransport, capture: _Capture) -> None:
+    """Read what is still in the pipe; give up on a pipe that something outside the group holds."""
+    try:
+        await asyncio.wait_for(asyncio.shield(capture.pipe_closed), _DRAIN_GRACE)
+    except TimeoutError:
+        log.warning("process %s exited but its output pipe stayed open; closing it", transport.get_pid())
+    transport.close()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -63,6 +66,63 @@ async def test_a_timeout_kills_the_whole_process_tree(tmp_path: Path) -> None:
     assert "started" in result.output
     assert await exited(first)
     assert await exited(second)
+
+
+# The first process starts a child that inherits its stdout and waits until the child has said it
+# runs (one byte on a private pipe), so the child is certainly alive when the first process exits.
+_START_AND_AWAIT = (
+    "import os, subprocess, sys\n"
+    "r, w = os.pipe()\n"
+    "subprocess.Popen([sys.executable, '-c', {child!r}, str(w)], pass_fds=[w])\n"
+    "os.close(w)\n"
+    "assert os.read(r, 1) == b'x'\n"
+)
+_READY = "import os, sys; os.write(int(sys.argv[1]), b'x')\n"
+
+
+async def test_the_run_ends_with_the_first_process_and_its_leftovers_are_killed(tmp_path: Path) -> None:
+    # MpCmdRun exits, but something it started still holds the output pipe: the run must not wait
+    # for the pipe (that would last until the job's timeout), and nothing it started may outlive it.
+    async with PidReporter(tmp_path / "pids.sock") as pids:
+        leftover = pids.snippet() + _READY + "import threading; threading.Event().wait()\n"
+        code = (
+            _START_AND_AWAIT.format(child=leftover)
+            + pids.snippet()
+            + "print('Scan finished.', flush=True)\nraise SystemExit(2)\n"
+        )
+        run = asyncio.create_task(SubprocessRunner().run([PY, "-c", code], timeout=60))
+        first, second = await pids.next_pid(), await pids.next_pid()
+        result = await run
+    assert not result.timed_out
+    assert result.exit_code == 2
+    assert result.output == "Scan finished.\n"
+    assert await exited(first)
+    assert await exited(second)
+
+
+async def test_a_pipe_held_outside_the_process_group_does_not_hang_the_run(tmp_path: Path) -> None:
+    # A child that left the group (setsid) cannot be reached by the group kill; the run still ends
+    # soon after the first process, with everything that process wrote.
+    async with PidReporter(tmp_path / "pids.sock") as pids:
+        escaped = (
+            "import os; os.setsid()\n"
+            + pids.snippet()
+            + _READY
+            + "import threading; threading.Event().wait()\n"
+        )
+        code = _START_AND_AWAIT.format(child=escaped) + pids.snippet() + "print('done', flush=True)\n"
+        run = asyncio.create_task(SubprocessRunner().run([PY, "-c", code], timeout=60))
+        pid_a, pid_b = await pids.next_pid(), await pids.next_pid()
+        try:
+            result = await run
+        finally:
+            for pid in (pid_a, pid_b):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+    assert not result.timed_out
+    assert result.exit_code == 0
+    assert result.output == "done\n"
+    assert result.duration < 60
 
 
 async def test_cancelling_the_run_kills_the_process(tmp_path: Path) -> None:
