@@ -128,6 +128,7 @@ class Agent:
         self._session: _Session | None = None
         self._running: dict[str, _Running] = {}
         self._mpcmdrun: str | None = config.mpcmdrun
+        self._check_transport(self.state.pinned())
         self.connected = asyncio.Event()
         self.attempt_ended = asyncio.Event()  # set each time a connection attempt or session ends
         self.last_close_reason: str | None = None
@@ -179,6 +180,7 @@ class Agent:
                 f"(from `defender-bot enroll {self.config.host}`)"
             )
         token = self._unused_token(pinned)
+        cert_pin = self._check_transport(pinned)
         protocol = AgentConnection(
             host=self.config.host,
             private_key=self._key,
@@ -197,9 +199,7 @@ class Agent:
                     heartbeat=self.config.heartbeat,
                     timeout=aiohttp.ClientWSTimeout(ws_close=2.0),  # a dead server must not hold up a stop
                     max_msg_size=self.config.max_frame_bytes,
-                    ssl=self._ssl(
-                        token.cert_fingerprint if token else pinned.cert_fingerprint if pinned else None
-                    ),
+                    ssl=self._ssl(cert_pin),
                 ) as ws,
             ):
                 session = _Session(protocol, ws)
@@ -233,6 +233,21 @@ class Agent:
         finally:
             self._session = None
             self.connected.clear()
+
+    def _check_transport(self, pinned: Pinned | None) -> str | None:
+        """The certificate fingerprint to pin, if any; with one, plain ws:// (which would ignore it) is an
+        error even on loopback or with --insecure."""
+        token = self._unused_token(pinned)
+        pin = token.cert_fingerprint if token else pinned.cert_fingerprint if pinned else None
+        url = urlsplit(self.config.server)
+        if pin and url.scheme == "ws":
+            where = "its enrollment token carries" if token else "it pinned at enrollment"
+            raise AgentConfigError(
+                f"--server {self.config.server} is plain ws://, but this agent must check the bridge's "
+                f"TLS certificate ({where} one) and ws:// would ignore it; use "
+                f"--server wss://{url.netloc}{url.path}"
+            )
+        return pin
 
     def _unused_token(self, pinned: Pinned | None) -> EnrollmentToken | None:
         """The --enroll-token, unless this state directory already enrolled with it (tokens are one-time)."""
@@ -305,6 +320,7 @@ class Agent:
             self.state.remember(job_id, envelope.expires_at, now=self._clock())
             session.protocol.send_refused(job_id, f"this host does not allow `{action}` (local allowlist)")
             return
+        self.state.accept(envelope, at=self._clock())  # before remember: a crash now still ends it clearly
         self.state.remember(job_id, envelope.expires_at, now=self._clock())
         task = asyncio.create_task(self._execute(envelope), name=f"job {job_id}")
         self._running[job_id] = _Running(envelope, task)
@@ -422,19 +438,28 @@ class Agent:
         return self._mpcmdrun
 
     def _recover_interrupted(self) -> None:
-        """Jobs cut off by a crash end as failed, clearly, and their result is delivered like any other."""
-        for job_id, started in self.state.interrupted():
-            log.warning("job %s was interrupted by an agent restart; reporting it as failed", job_id)
+        """Jobs cut off by a crash end as failed, clearly, and their result is delivered like any other.
+        A job whose real result reached the outbox before the crash keeps that result."""
+        for job in self.state.interrupted():
+            if self.state.has_result(job.job_id):
+                log.info("job %s had finished before the agent stopped; keeping its result", job.job_id)
+                self.state.clear_running(job.job_id)
+                continue
+            if not self.state.seen(job.job_id):  # died between accepting and remembering it
+                self.state.remember(job.job_id, job.expires_at, now=self._clock())
+            if job.started_at is None:
+                summary = "The agent restarted before the job started; run it again"
+                cause = "the agent process stopped after accepting the job, before starting it"
+            else:
+                summary = "The agent restarted while the job was running"
+                cause = "the agent process stopped mid-job (crash, kill or reboot)"
+            log.warning("job %s was interrupted by an agent restart; reporting it as failed", job.job_id)
             self.state.store_result(
                 wire.JobResult(
-                    job_id=job_id,
+                    job_id=job.job_id,
                     status="failed",
-                    outcome=Outcome(
-                        succeeded=False,
-                        summary="The agent restarted while the job was running",
-                        error=_agent_error("the agent process stopped mid-job (crash, kill or reboot)"),
-                    ),
-                    started_at=started,
+                    outcome=Outcome(succeeded=False, summary=summary, error=_agent_error(cause)),
+                    started_at=job.started_at if job.started_at is not None else job.accepted_at,
                     finished_at=self._clock(),
                 )
             )

@@ -4,7 +4,7 @@
     server.json        the bot's public key and bridge certificate fingerprint, pinned at enrollment
     versions.json      Defender's platform, engine and signature versions, as last reported
     seen-jobs.json     job ids already accepted, with their expiry: a replay is refused after restart too
-    running/<id>.json  a job that started; left behind only if the agent died mid-job
+    running/<id>.json  a job accepted (then started); left behind only if the agent died before it ended
     outbox/<id>.json   a finished result, kept until the bot acknowledges it
 
 Every write is atomic (write a temporary file, then rename), so a crash leaves the old or the new
@@ -46,6 +46,16 @@ class Pinned:
     server_key: str
     cert_fingerprint: str | None
     token_used: str | None = None  # SHA-256 of the enrollment secret this state was enrolled with
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """A job the agent accepted and never finished, found on start."""
+
+    job_id: str
+    accepted_at: float
+    started_at: float | None  # None: the agent died after accepting it, before it started
+    expires_at: float
 
 
 class AgentState:
@@ -114,22 +124,47 @@ class AgentState:
 
     # ---- running jobs and the outbox ------------------------------------------------------------
 
+    def accept(self, envelope: wire.JobEnvelope, *, at: float) -> None:
+        """Written before the job id is remembered: from here on, a crash ends the job clearly."""
+        self._write_running(envelope, accepted_at=at, started_at=None)
+
     def mark_running(self, envelope: wire.JobEnvelope, *, started_at: float) -> None:
-        data = {"envelope": envelope.model_dump(mode="json"), "started_at": started_at}
+        self._write_running(envelope, accepted_at=started_at, started_at=started_at)
+
+    def _write_running(
+        self, envelope: wire.JobEnvelope, *, accepted_at: float, started_at: float | None
+    ) -> None:
+        data = {
+            "envelope": envelope.model_dump(mode="json"),
+            "accepted_at": accepted_at,
+            "started_at": started_at,
+        }
         write_atomic(self.dir / "running" / f"{envelope.job_id}.json", json.dumps(data))
 
-    def interrupted(self) -> list[tuple[str, float]]:
-        """Jobs that started but never finished: the agent died while running them."""
+    def interrupted(self) -> list[Interrupted]:
+        """Jobs accepted but never finished: the agent died before or while running them."""
         found = []
         for path in sorted((self.dir / "running").glob("j-*.json")):
             data = json.loads(path.read_text(encoding="utf-8"))
-            found.append((path.stem, float(data["started_at"])))
+            started = data.get("started_at")
+            found.append(
+                Interrupted(
+                    job_id=path.stem,
+                    accepted_at=float(data.get("accepted_at", started)),
+                    started_at=None if started is None else float(started),
+                    expires_at=float(data["envelope"]["expires_at"]),
+                )
+            )
         return found
 
+    def clear_running(self, job_id: str) -> None:
+        (self.dir / "running" / f"{job_id}.json").unlink(missing_ok=True)
+
     def store_result(self, result: wire.JobResult) -> None:
-        """Durable before it is sent: the outbox entry lands first, then the running marker goes."""
+        """Durable before it is sent: the outbox entry lands first, then the running marker goes. A crash
+        between the two leaves both; the next start keeps the result (see ``Agent``)."""
         write_atomic(self.dir / "outbox" / f"{result.job_id}.json", result.model_dump_json())
-        (self.dir / "running" / f"{result.job_id}.json").unlink(missing_ok=True)
+        self.clear_running(result.job_id)
 
     def pending_results(self) -> list[wire.JobResult]:
         results = []

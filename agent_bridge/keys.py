@@ -1,8 +1,9 @@
 """Ed25519 keys and the exact byte strings each side signs.
 
 Every signature is over a domain-separated message (a fixed prefix per purpose), so a signature made for
-one purpose can never be replayed as another: an authentication proof is not a job, and a job is not an
-authentication proof.
+one purpose can never be replayed as another: the bot's proof is not an agent's, an authentication proof
+is not a job, and a job is not an authentication proof. Handshake transcripts are length-prefixed fields,
+so no two different transcripts encode to the same bytes.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ import base64
 import hashlib
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-AUTH_CONTEXT = b"defender-bridge/auth/v1\x00"
+SERVER_AUTH_CONTEXT = b"defender-bridge/server-auth/v2\x00"
+AUTH_CONTEXT = b"defender-bridge/agent-auth/v2\x00"
 JOB_CONTEXT = b"defender-bridge/job/v1\x00"
+NONCE_BYTES = 32  # each side's fresh randomness per connection
 
 
 def b64encode(data: bytes) -> str:
@@ -63,9 +67,39 @@ def verify(key: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
     return True
 
 
-def auth_message(*, host: str, server_nonce: bytes, client_nonce: bytes, server_key: str) -> bytes:
-    """What an agent signs to prove its key: bound to this connection's nonces and to the server."""
-    return b"\x00".join([AUTH_CONTEXT, host.encode(), server_nonce, client_nonce, server_key.encode()])
+@dataclass(frozen=True)
+class Handshake:
+    """One connection's transcript: both nonces, the agent's host and key, the bot's key.
+
+    Each side signs it under its own context. The bot's proof comes first, in the challenge: the agent's
+    fresh nonce makes a recorded challenge worthless, and the host and agent key tie it to this one
+    agent, so only the holder of the bot's private key can answer and the agent checks that before it
+    sends anything secret. The agent's proof answers it, bound to the server's fresh nonce.
+    """
+
+    server_nonce: bytes
+    client_nonce: bytes
+    host: str
+    agent_key: str
+    server_key: str
+
+    def _encode(self, context: bytes) -> bytes:
+        fields = (
+            self.server_nonce,
+            self.client_nonce,
+            self.host.encode(),
+            self.agent_key.encode(),
+            self.server_key.encode(),
+        )
+        return context + b"".join(len(f).to_bytes(4, "big") + f for f in fields)
+
+    def server_proof(self) -> bytes:
+        """What the bot signs in its challenge."""
+        return self._encode(SERVER_AUTH_CONTEXT)
+
+    def agent_proof(self) -> bytes:
+        """What the agent signs in its auth frame."""
+        return self._encode(AUTH_CONTEXT)
 
 
 def job_message(envelope: str) -> bytes:

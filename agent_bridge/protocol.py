@@ -8,6 +8,20 @@ floods and deadlines without sleeping. The drivers in :mod:`agent_bridge.server`
     CONNECTING --hello--> AUTHENTICATING --auth ok--> READY --close--> CLOSED
          \\------------------ any violation -----------------------------^
 
+The handshake proves both keys, the bot's first:
+
+    agent  → hello      host, agent public key, client nonce (nothing secret)
+    server → challenge  server nonce, bot public key, bot signature over the transcript
+    agent  → auth       agent signature over the transcript [+ enrollment token, first start only]
+    server → welcome
+
+The transcript is server nonce ‖ client nonce ‖ host ‖ agent key ‖ bot key (:class:`keys.Handshake`),
+signed under a different context by each side. The agent checks the bot's signature against its pinned
+bot key, or on first start against the bot-key fingerprint in its enrollment token, before it sends
+anything: a server that only knows the bot's public key gets no token, no proof, and never reaches READY
+(so its result acks delete nothing). Over plain ``ws://`` a relay can still pass frames through and
+alter them after the handshake; that is why ``ws://`` is for loopback or ``--insecure`` only.
+
 A violation (a frame before authentication, a malformed or oversized frame, a flood, a missed deadline,
 a bad signature) moves straight to CLOSED with a reason; the driver closes the socket and logs it.
 """
@@ -38,6 +52,7 @@ class Limits:
     frames_per_second: float = 50.0  # sustained rate per connection
     burst: int = 200  # frames allowed at once above the rate
     heartbeat_interval: float = 15.0
+    key_recheck_interval: float = 5.0  # seconds between the bridge's key-ring checks of live agents
 
 
 # ---- events ------------------------------------------------------------------------------------
@@ -53,6 +68,7 @@ class Authenticated:
     host: str
     info: wire.AgentInfo
     enrolled: bool
+    public_key: str  # the key it proved; the bridge re-checks it against the key ring
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,9 @@ class KeyRing(Protocol):
     def redeem(self, *, host: str, secret: str, public_key: str, now: float) -> str | None:
         """Use up an enrollment token for ``host``; None on success, else why it was refused."""
 
+    def public_keys(self) -> dict[str, str]:
+        """Every enrolled, unrevoked host's key at once: the bridge re-checks live agents against it."""
+
 
 class _TokenBucket:
     def __init__(self, rate: float, burst: int, now: float) -> None:
@@ -140,21 +159,27 @@ class ServerConnection:
         self,
         *,
         keyring: KeyRing,
-        server_key: str,
+        signing_key: Ed25519PrivateKey,
         nonce: bytes,
         now: float,
         limits: Limits = Limits(),
+        server_key: str | None = None,  # the encoded public key of signing_key, if the caller has it
     ) -> None:
+        if len(nonce) != keys.NONCE_BYTES:
+            raise ValueError(f"the server nonce must be {keys.NONCE_BYTES} bytes")
         self.state = State.CONNECTING
         self.host: str | None = None
+        self.public_key: str | None = None
         self.close_reason: str | None = None
         self._keyring = keyring
-        self._server_key = server_key
+        self._signing_key = signing_key
+        self._server_key = server_key or keys.encode_public_key(signing_key.public_key())
         self._nonce = nonce
         self._limits = limits
         self.auth_deadline = now + limits.auth_deadline
         self._bucket = _TokenBucket(limits.frames_per_second, limits.burst, now)
         self._hello: wire.Hello | None = None
+        self._handshake: keys.Handshake | None = None
         self._out = _Outbox()
 
     def data_to_send(self) -> list[str]:
@@ -172,6 +197,9 @@ class ServerConnection:
         try:
             frame = wire.AGENT_FRAMES.validate_json(text)
         except ValidationError:
+            other = wire.peek_version(text, "hello") if self.state is State.CONNECTING else None
+            if other is not None:
+                return self._version_mismatch(other)
             return self._fail("malformed frame")
         if self.state is State.CONNECTING:
             if not isinstance(frame, wire.Hello):
@@ -210,50 +238,68 @@ class ServerConnection:
     def close(self, reason: str) -> list[ServerEvent]:
         return self._fail(reason, code="closed")
 
+    def _version_mismatch(self, other: int) -> list[ServerEvent]:
+        return self._fail(
+            f"protocol version {other} is not supported (this bot speaks {wire.PROTOCOL_VERSION}); "
+            "upgrade the agent",
+            code="version",
+        )
+
     def _on_hello(self, hello: wire.Hello) -> list[ServerEvent]:
         if hello.v != wire.PROTOCOL_VERSION:
-            return self._fail(f"protocol version {hello.v} is not supported", code="version")
+            return self._version_mismatch(hello.v)
+        try:
+            client_nonce = keys.b64decode(hello.client_nonce)
+            keys.decode_public_key(hello.public_key)
+        except ValueError:
+            return self._fail("malformed hello: bad key or nonce")
+        if len(client_nonce) != keys.NONCE_BYTES:
+            return self._fail(f"malformed hello: the client nonce must be {keys.NONCE_BYTES} bytes")
         self._hello = hello
         self.host = hello.host
         self.state = State.AUTHENTICATING
+        self._handshake = keys.Handshake(
+            server_nonce=self._nonce,
+            client_nonce=client_nonce,
+            host=hello.host,
+            agent_key=hello.public_key,
+            server_key=self._server_key,
+        )
+        proof = self._signing_key.sign(self._handshake.server_proof())
         self._out.put(
             wire.Challenge(
-                v=wire.PROTOCOL_VERSION, nonce=keys.b64encode(self._nonce), server_key=self._server_key
+                v=wire.PROTOCOL_VERSION,
+                nonce=keys.b64encode(self._nonce),
+                server_key=self._server_key,
+                signature=keys.b64encode(proof),
             )
         )
         return []
 
     def _on_auth(self, auth: wire.Auth, now: float) -> list[ServerEvent]:
-        hello = self._hello
+        hello, handshake = self._hello, self._handshake
         assert hello is not None
+        assert handshake is not None
         try:
             presented = keys.decode_public_key(hello.public_key)
-            proof = keys.verify(
-                presented,
-                keys.b64decode(auth.signature),
-                keys.auth_message(
-                    host=hello.host,
-                    server_nonce=self._nonce,
-                    client_nonce=keys.b64decode(hello.client_nonce),
-                    server_key=self._server_key,
-                ),
-            )
+            proof = keys.verify(presented, keys.b64decode(auth.signature), handshake.agent_proof())
         except ValueError:
             proof = False
         if not proof:
             return self._fail("bad authentication signature", code="auth")
-        if hello.enroll_token is not None:
+        enrolled = auth.enroll_token is not None
+        if auth.enroll_token is not None:
             refusal = self._keyring.redeem(
-                host=hello.host, secret=hello.enroll_token, public_key=hello.public_key, now=now
+                host=hello.host, secret=auth.enroll_token, public_key=hello.public_key, now=now
             )
             if refusal is not None:
                 return self._fail(f"enrollment refused: {refusal}", code="auth")
         elif self._keyring.public_key(hello.host) != hello.public_key:
             return self._fail("unknown or revoked agent key", code="auth")
         self.state = State.READY
-        enrolled = hello.enroll_token is not None
+        self.public_key = hello.public_key
         self._out.put(wire.Welcome(enrolled=enrolled, heartbeat_interval=self._limits.heartbeat_interval))
-        return [Authenticated(hello.host, hello.info, enrolled)]
+        return [Authenticated(hello.host, hello.info, enrolled, hello.public_key)]
 
     def _fail(self, reason: str, *, code: str = "protocol") -> list[ServerEvent]:
         if self.state is not State.CLOSED:
@@ -268,7 +314,8 @@ class ServerConnection:
 
 
 class AgentConnection:
-    """The agent's side of its connection to the bot."""
+    """The agent's side of its connection to the bot. It sends nothing secret until the server has
+    proved, by signing this connection's transcript, that it holds the bot's private key."""
 
     def __init__(
         self,
@@ -283,10 +330,13 @@ class AgentConnection:
     ) -> None:
         if pinned_server_key is None and enrollment is None:
             raise ValueError("an agent needs either a pinned server key or an enrollment token")
+        if len(client_nonce) != keys.NONCE_BYTES:
+            raise ValueError(f"the client nonce must be {keys.NONCE_BYTES} bytes")
         self.state = State.CONNECTING
         self.close_reason: str | None = None
         self._host = host
         self._key = private_key
+        self._public_key = keys.encode_public_key(private_key.public_key())
         self._nonce = client_nonce
         self._pinned = pinned_server_key
         self._enrollment = enrollment
@@ -296,9 +346,8 @@ class AgentConnection:
             wire.Hello(
                 v=wire.PROTOCOL_VERSION,
                 host=host,
-                public_key=keys.encode_public_key(private_key.public_key()),
+                public_key=self._public_key,
                 client_nonce=keys.b64encode(client_nonce),
-                enroll_token=enrollment[0] if enrollment else None,
                 info=info,
             )
         )
@@ -314,9 +363,12 @@ class AgentConnection:
         try:
             frame = wire.SERVER_FRAMES.validate_json(text)
         except ValidationError:
+            other = wire.peek_version(text, "challenge") if self.state is State.CONNECTING else None
+            if other is not None:
+                return self._version_mismatch(other)
             return self._fail("malformed frame from server")
         if isinstance(frame, wire.Error):
-            return self._fail(f"server closed the connection: {frame.message}", send=False)
+            return self._fail(f"server closed the connection: {frame.message}")
         if self.state is State.CONNECTING:
             if not isinstance(frame, wire.Challenge):
                 return self._fail(f"{frame.type} before the challenge")
@@ -347,34 +399,48 @@ class AgentConnection:
     def send_refused(self, job_id: str, reason: str) -> None:
         self._out.put(wire.Refused(job_id=job_id[:64], reason=reason[:500]))
 
+    def _version_mismatch(self, other: int) -> list[AgentEvent]:
+        return self._fail(
+            f"the bot speaks protocol version {other}, this agent {wire.PROTOCOL_VERSION}; "
+            "run the same release on both"
+        )
+
     def _on_challenge(self, challenge: wire.Challenge) -> list[AgentEvent]:
         if challenge.v != wire.PROTOCOL_VERSION:
-            return self._fail(f"server speaks protocol version {challenge.v}")
+            return self._version_mismatch(challenge.v)
+        try:
+            presented = keys.decode_public_key(challenge.server_key)
+            server_nonce = keys.b64decode(challenge.nonce)
+            server_proof = keys.b64decode(challenge.signature)
+        except ValueError:
+            return self._fail("server sent an invalid challenge")
+        if len(server_nonce) != keys.NONCE_BYTES:
+            return self._fail("server sent an invalid challenge")
         if self._pinned is not None and challenge.server_key != self._pinned:
             return self._fail("server key differs from the pinned key: not our bot")
-        if self._enrollment is not None:
-            try:
-                presented = keys.decode_public_key(challenge.server_key)
-            except ValueError:
-                return self._fail("server sent an invalid key")
-            if keys.fingerprint(presented) != self._enrollment[1]:
-                return self._fail("server key does not match the enrollment token: not our bot")
-            self._pinned = challenge.server_key
-        try:
-            server_nonce = keys.b64decode(challenge.nonce)
-        except ValueError:
-            return self._fail("server sent an invalid nonce")
-        message = keys.auth_message(
-            host=self._host,
+        if self._enrollment is not None and keys.fingerprint(presented) != self._enrollment[1]:
+            return self._fail("server key does not match the enrollment token: not our bot")
+        handshake = keys.Handshake(
             server_nonce=server_nonce,
             client_nonce=self._nonce,
+            host=self._host,
+            agent_key=self._public_key,
             server_key=challenge.server_key,
         )
-        self._out.put(wire.Auth(signature=keys.b64encode(self._key.sign(message))))
+        if not keys.verify(presented, server_proof, handshake.server_proof()):
+            return self._fail("the server did not prove it holds the bot's key: not our bot")
+        # Only now, talking to the holder of the bot's key, does anything leave that is worth stealing.
+        self._pinned = challenge.server_key
+        self._out.put(
+            wire.Auth(
+                signature=keys.b64encode(self._key.sign(handshake.agent_proof())),
+                enroll_token=self._enrollment[0] if self._enrollment else None,
+            )
+        )
         self.state = State.AUTHENTICATING
         return []
 
-    def _fail(self, reason: str, *, send: bool = False) -> list[AgentEvent]:
+    def _fail(self, reason: str) -> list[AgentEvent]:
         self.state = State.CLOSED
         self.close_reason = reason
         return [Closed(reason)]

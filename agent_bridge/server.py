@@ -4,6 +4,11 @@ A thin aiohttp pump around :class:`agent_bridge.protocol.ServerConnection`. The 
 :class:`BridgeHandler`; the bridge tells it who came online, progress and results, and acknowledges a
 result to the agent only after the handler has stored it, so a crash in between means a resend, never
 a loss. A protocol violation closes only the offending connection.
+
+Revocation does not depend on anyone telling the bridge: before a job goes out, and on every frame a
+live agent sends, its key is checked against the key ring, and :meth:`BridgeServer.watch_keys` re-checks
+every live connection each ``Limits.key_recheck_interval``. A revoked (or re-enrolled) host is cut off
+within that interval even when the bot's admin socket is unreachable.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class _Live:
     ws: web.WebSocketResponse
     info: wire.AgentInfo
     lock: asyncio.Lock
+    public_key: str  # the key this connection proved
 
 
 class BridgeServer:
@@ -84,22 +90,48 @@ class BridgeServer:
         return host in self._live
 
     async def send_job(self, envelope: wire.JobEnvelope) -> bool:
-        """Sign and send a job to its host; False if the host is not connected (the bot retries later)."""
+        """Sign and send a job to its host; False if the host is not connected (the bot retries later)
+        or no longer trusted (revoked since it connected: it is cut off now, and gets nothing)."""
         live = self._live.get(envelope.host)
         if live is None:
             return False
+        if not self._trusted(live):
+            log.warning("job %s not sent: %s", envelope.job_id, _revoked_note(live.host))
+            await self._cut_off(live, "revoked")
+            return False
         live.conn.send_job(sign_job(envelope, self._signing_key))
         return await self._flush(live)
+
+    async def recheck_keys(self) -> list[str]:
+        """Cut off every live agent whose key the key ring no longer holds; the hosts cut off."""
+        current = self._keyring.public_keys()
+        stale = [live for live in self._live.values() if current.get(live.host) != live.public_key]
+        for live in stale:
+            log.warning("%s", _revoked_note(live.host))
+            await self._cut_off(live, "revoked")
+        return [live.host for live in stale]
+
+    async def watch_keys(self) -> None:
+        """Run :meth:`recheck_keys` forever, so revocation needs no message from the CLI to bite."""
+        while True:
+            await asyncio.sleep(self._limits.key_recheck_interval)
+            try:
+                await self.recheck_keys()
+            except Exception:  # a bad moment for the database must not end the watch
+                log.exception("re-checking agent keys failed; trying again next interval")
 
     async def disconnect(self, host: str, reason: str) -> bool:
         """Cut a host off now (revocation); True if it was connected."""
         live = self._live.get(host)
         if live is None:
             return False
+        await self._cut_off(live, reason)
+        return True
+
+    async def _cut_off(self, live: _Live, reason: str) -> None:
         live.conn.close(reason)
         await self._flush(live)
         await live.ws.close(code=4003, message=reason[:120].encode())
-        return True
 
     async def close(self) -> None:
         for ws in list(self._sockets):
@@ -114,6 +146,7 @@ class BridgeServer:
         peer = request.remote or "?"
         conn = protocol.ServerConnection(
             keyring=self._keyring,
+            signing_key=self._signing_key,
             server_key=self.server_key,
             nonce=self._nonce(32),
             now=self._clock(),
@@ -176,9 +209,9 @@ class BridgeServer:
         peer: str,
     ) -> _Live | None:
         match event:
-            case protocol.Authenticated(host=host, info=info, enrolled=enrolled):
+            case protocol.Authenticated(host=host, info=info, enrolled=enrolled, public_key=key):
                 previous = self._live.get(host)
-                live = _Live(host, conn, ws, info, lock)
+                live = _Live(host, conn, ws, info, lock, key)
                 self._live[host] = live
                 if previous is not None:
                     log.info("agent %s reconnected; closing its older connection", host)
@@ -186,20 +219,28 @@ class BridgeServer:
                 log.info("agent %s online from %s%s", host, peer, " (enrolled now)" if enrolled else "")
                 await self._send_pending(ws, conn, lock)
                 await self._handler.agent_online(host, info)
-            case protocol.HeartbeatReceived(info=info) if live is not None:
+            case protocol.Closed():
+                pass
+            case _ if live is None:
+                pass
+            case _ if not self._trusted(live):
+                log.warning("%s", _revoked_note(live.host))
+                await self._cut_off(live, "revoked")
+            case protocol.HeartbeatReceived(info=info):
                 if info is not None:
                     live.info = info
                 await self._handler.agent_heartbeat(live.host, info)
-            case protocol.ProgressReceived(progress=progress) if live is not None:
+            case protocol.ProgressReceived(progress=progress):
                 await self._handler.job_progress(live.host, progress)
-            case protocol.ResultReceived(result=result) if live is not None:
+            case protocol.ResultReceived(result=result):
                 if await self._handler.job_result(live.host, result):
                     conn.ack_result(result.job_id)
-            case protocol.JobRefused(job_id=job_id, reason=reason) if live is not None:
+            case protocol.JobRefused(job_id=job_id, reason=reason):
                 await self._handler.job_refused(live.host, job_id, reason)
-            case protocol.Closed():
-                pass
         return live
+
+    def _trusted(self, live: _Live) -> bool:
+        return self._keyring.public_key(live.host) == live.public_key
 
     async def _flush(self, live: _Live) -> bool:
         try:
@@ -218,3 +259,7 @@ class BridgeServer:
                     return
                 with contextlib.suppress(ConnectionResetError):
                     await ws.send_str(frame)
+
+
+def _revoked_note(host: str) -> str:
+    return f"agent {host} is revoked (or enrolled again with another key); closing its connection"

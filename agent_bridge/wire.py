@@ -3,9 +3,14 @@
 Agent → server: ``hello``, ``auth``, ``heartbeat``, ``progress``, ``result``, ``refused``.
 Server → agent: ``challenge``, ``welcome``, ``job``, ``result_ack``, ``error``.
 
-A connection goes hello → challenge → auth → welcome; only then may jobs and results flow. Unknown
-fields and unknown types are refused (``extra="forbid"``): a frame we do not understand closes the
-connection rather than being half-read.
+A connection goes hello → challenge → auth → welcome; only then may jobs and results flow. The
+challenge carries the bot's signature over the handshake, which the agent checks before its auth frame
+(and, on first start, the enrollment token in it) leaves the host. Unknown fields and unknown types are
+refused (``extra="forbid"``): a frame we do not understand closes the connection rather than being
+half-read.
+
+Version 2 (this one) moved the enrollment token from ``hello`` to ``auth`` and added the challenge's
+signature. A side that meets another version says so by name (:func:`peek_version`) and closes.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from agent_bridge.commands import AgentCommand
 from agent_bridge.reports import Outcome
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 OUTPUT_TAIL_MAX = 64 * 1024  # characters of raw output a result carries; the agent keeps the tail
 
 JobId = Annotated[str, Field(pattern=r"^j-[0-9a-f]{10}$")]
@@ -50,13 +55,15 @@ class Hello(_Frame):
     host: HostName
     public_key: B64
     client_nonce: B64
-    enroll_token: str | None = Field(default=None, max_length=512)
     info: AgentInfo
 
 
 class Auth(_Frame):
+    """Sent only after the agent has checked the bot's signature in the challenge."""
+
     type: Literal["auth"] = "auth"
     signature: B64
+    enroll_token: str | None = Field(default=None, max_length=512)  # first start only
 
 
 class Heartbeat(_Frame):
@@ -108,6 +115,7 @@ class Challenge(_Frame):
     v: int
     nonce: B64
     server_key: B64  # the bot's job-signing public key
+    signature: B64  # by that key, over keys.Handshake.server_proof(): proof the server holds it
 
 
 class Welcome(_Frame):
@@ -154,3 +162,25 @@ ENVELOPE: TypeAdapter[JobEnvelope] = TypeAdapter(JobEnvelope)
 
 def dump(frame: _Frame) -> str:
     return frame.model_dump_json()
+
+
+class _Versioned(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: str
+    v: int
+
+
+_VERSIONED: TypeAdapter[_Versioned] = TypeAdapter(_Versioned)
+
+
+def peek_version(text: str, frame_type: str) -> int | None:
+    """The protocol version of a ``hello`` or ``challenge`` we could not read, if it names another one:
+    a peer of another version gets "upgrade", not "malformed frame"."""
+    try:
+        frame = _VERSIONED.validate_json(text)
+    except ValueError:
+        return None
+    if frame.type != frame_type or frame.v == PROTOCOL_VERSION:
+        return None
+    return frame.v

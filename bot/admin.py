@@ -1,7 +1,8 @@
 """A local control socket for the running bot: ``defender-bot revoke`` uses it to cut an agent off at
 once. It is a Unix socket in ``DEFENDER_DATA_DIR`` readable by the bot's own user only; anyone who can
-reach it can already edit the bot's database. Where Unix sockets are missing (Windows), revocation still
-takes effect at the agent's next heartbeat and at every later connection attempt.
+reach it can already edit the bot's database. Where Unix sockets are missing (Windows), or the socket is
+unreachable, revocation still bites on its own: the bridge refuses to send the host a job, and re-checks
+every live agent against the key ring each ``Limits.key_recheck_interval`` (5 s) and cuts it off.
 """
 
 from __future__ import annotations

@@ -61,6 +61,11 @@ class KeyRing:
         ).fetchone()
         return row["public_key"] if row else None
 
+    def public_keys(self) -> dict[str, str]:
+        """Every enrolled, unrevoked host's key, in one query (the bridge's periodic re-check)."""
+        rows = self._store.db.execute("SELECT host, public_key FROM agents WHERE revoked_at IS NULL")
+        return {r["host"]: r["public_key"] for r in rows}
+
     def redeem(self, *, host: str, secret: str, public_key: str, now: float) -> str | None:
         """Atomically use up a token: a second use, or a use for another host, is refused."""
         with self._store.transaction() as db:

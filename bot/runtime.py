@@ -134,6 +134,8 @@ class BotRuntime:
             asyncio.create_task(self.outbox.run(), name="slack outbox"),
             asyncio.create_task(self._sweep_expired(), name="expiry sweep"),
             asyncio.create_task(self.directory.keep_fresh(), name="user groups"),
+            # Revocation bites within Limits.key_recheck_interval even if admin.sock is unreachable.
+            asyncio.create_task(self.bridge.watch_keys(), name="agent key re-check"),
         ]
         self.audit.write("started", slack=EVENTS_PATH, agents=AGENT_PATH)
         self.outbox.wake()  # anything left unposted by a previous run goes out now

@@ -69,31 +69,49 @@ async def closed_with(ws: aiohttp.ClientWebSocketResponse) -> str:
     return reason or f"closed {ws.close_code}"
 
 
-def hello(host: str, key: Ed25519PrivateKey, nonce: bytes = b"c" * 32, token: str | None = None) -> str:
+NONCE = b"c" * 32
+
+
+def hello(host: str, public_key: str) -> str:
     return wire.dump(
         wire.Hello(
             v=wire.PROTOCOL_VERSION,
             host=host,
-            public_key=keys.encode_public_key(key.public_key()),
-            client_nonce=keys.b64encode(nonce),
-            enroll_token=token,
+            public_key=public_key,
+            client_nonce=keys.b64encode(NONCE),
             info=wire.AgentInfo(agent_version="attacker"),
         )
     )
 
 
+async def handshake(
+    ws: aiohttp.ClientWebSocketResponse,
+    host: str,
+    signer: Ed25519PrivateKey,
+    *,
+    claimed_key: str | None = None,
+    token: str | None = None,
+) -> dict[str, object]:
+    """A raw client's handshake: hello claiming ``claimed_key`` (its own by default), auth signed by
+    ``signer``, optionally carrying an enrollment secret. Returns the server's answer to the auth."""
+    claimed = claimed_key or keys.encode_public_key(signer.public_key())
+    await ws.send_str(hello(host, claimed))
+    challenge = json.loads((await ws.receive()).data)
+    transcript = keys.Handshake(
+        server_nonce=keys.b64decode(challenge["nonce"]), client_nonce=NONCE, host=host, agent_key=claimed,
+        server_key=challenge["server_key"],
+    )  # fmt: skip
+    signature = keys.b64encode(signer.sign(transcript.agent_proof()))
+    await ws.send_str(wire.dump(wire.Auth(signature=signature, enroll_token=token)))
+    answer: dict[str, object] = json.loads((await ws.receive()).data)
+    return answer
+
+
 async def authenticate(ws: aiohttp.ClientWebSocketResponse, runtime: BotRuntime, host: str) -> None:
     """Enroll and authenticate a raw client, as an honest agent would, to attack from the inside."""
     token = runtime.keyring.issue_token(host, server_key=runtime.bridge.server_key, cert_fingerprint=None)
-    key = Ed25519PrivateKey.generate()
-    await ws.send_str(hello(host, key, token=token.secret))
-    challenge = json.loads((await ws.receive()).data)
-    message = keys.auth_message(
-        host=host, server_nonce=keys.b64decode(challenge["nonce"]), client_nonce=b"c" * 32,
-        server_key=challenge["server_key"],
-    )  # fmt: skip
-    await ws.send_str(wire.dump(wire.Auth(signature=keys.b64encode(key.sign(message)))))
-    assert json.loads((await ws.receive()).data)["type"] == "welcome"
+    answer = await handshake(ws, host, Ed25519PrivateKey.generate(), token=token.secret)
+    assert answer["type"] == "welcome"
 
 
 @pytest.mark.parametrize(
@@ -105,7 +123,8 @@ async def authenticate(ws: aiohttp.ClientWebSocketResponse, runtime: BotRuntime,
         pytest.param("oversized", "closed 1009", id="oversized"),
         pytest.param("flood", "flood: too many frames", id="flood"),
         pytest.param("silent", "authentication deadline passed", id="no-hello"),
-        pytest.param("impostor", "unknown or revoked agent key", id="stolen-public-key"),
+        pytest.param("impostor", "unknown or revoked agent key", id="own-key-for-enrolled-host"),
+        pytest.param("stolen-key", "bad authentication signature", id="stolen-public-key"),
     ],
 )
 async def test_hostile_connections_are_closed_and_others_carry_on(
@@ -119,6 +138,7 @@ async def test_hostile_connections_are_closed_and_others_carry_on(
     runtime, endpoints = world
     async with agent_running(runtime, endpoints.agent_url, tmp_path, FakeRunner(clean)):
         async with aiohttp.ClientSession() as http, http.ws_connect(endpoints.agent_url) as ws:
+            answer: dict[str, object] = {}
             if attack == "heartbeat-first":
                 await ws.send_str(wire.dump(wire.Heartbeat()))
             elif attack == "garbage":
@@ -132,19 +152,16 @@ async def test_hostile_connections_are_closed_and_others_carry_on(
                 for _ in range(200):
                     await ws.send_str(wire.dump(wire.Heartbeat()))
             elif attack == "impostor":
-                # The attacker copied the bot's database: it has host42's *public* key, not its private key.
+                # A key of its own, a valid signature with it, for a host that is enrolled with another.
+                answer = await handshake(ws, "host42", Ed25519PrivateKey.generate())
+            elif attack == "stolen-key":
+                # The attacker copied the bot's database: its hello carries host42's real public key, but
+                # without the private key it can only sign with a key of its own.
                 stolen = runtime.keyring.public_key("host42")
                 assert stolen is not None
-                mine = Ed25519PrivateKey.generate()
-                frame = json.loads(hello("host42", mine))
-                await ws.send_str(json.dumps(frame))
-                challenge = json.loads((await ws.receive()).data)
-                message = keys.auth_message(
-                    host="host42", server_nonce=keys.b64decode(challenge["nonce"]), client_nonce=b"c" * 32,
-                    server_key=challenge["server_key"],
-                )  # fmt: skip
-                await ws.send_str(wire.dump(wire.Auth(signature=keys.b64encode(mine.sign(message)))))
+                answer = await handshake(ws, "host42", Ed25519PrivateKey.generate(), claimed_key=stolen)
             got = await asyncio.wait_for(closed_with(ws), 5)
+            got = str(answer.get("message", got))
         assert reason in got or (attack == "oversized" and ws.close_code in (1009, 1006))
         await round_trip(standin, runtime)
     if attack != "oversized":
@@ -248,14 +265,7 @@ async def test_a_reused_enrollment_token_is_refused(
         for attempt in range(2):
             key = Ed25519PrivateKey.generate()
             async with http.ws_connect(endpoints.agent_url) as ws:
-                await ws.send_str(hello("host42", key, token=token.secret))
-                challenge = json.loads((await ws.receive()).data)
-                message = keys.auth_message(
-                    host="host42", server_nonce=keys.b64decode(challenge["nonce"]), client_nonce=b"c" * 32,
-                    server_key=challenge["server_key"],
-                )  # fmt: skip
-                await ws.send_str(wire.dump(wire.Auth(signature=keys.b64encode(key.sign(message)))))
-                answer = json.loads((await ws.receive()).data)
+                answer = await handshake(ws, "host42", key, token=token.secret)
                 if attempt == 0:
                     assert answer["type"] == "welcome"
                 else:

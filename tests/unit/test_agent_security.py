@@ -11,7 +11,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent_bridge import keys, wire
-from agent_bridge.agent_state import AgentState
+from agent_bridge.agent import Agent, AgentConfig
+from agent_bridge.agent_state import AgentState, Interrupted, write_atomic
 from agent_bridge.commands import ScanCommand, ScanType
 from agent_bridge.enrollment import EnrollmentToken
 from agent_bridge.reports import Outcome
@@ -114,7 +115,7 @@ def test_seen_job_ids_survive_a_restart(tmp_path: Path) -> None:
 def test_results_wait_in_the_outbox_until_acknowledged(tmp_path: Path) -> None:
     state = AgentState(tmp_path)
     state.mark_running(envelope(), started_at=NOW)
-    assert state.interrupted() == [("j-00000000aa", NOW)]
+    assert state.interrupted() == [Interrupted("j-00000000aa", NOW, NOW, NOW + 3600)]
     result = wire.JobResult(
         job_id="j-00000000aa",
         status="succeeded",
@@ -150,3 +151,69 @@ def test_enrollment_tokens_round_trip_and_reject_garbage() -> None:
     for bad in ("", "dfe1.short.x", token.encode()[:-1], "dfe2" + token.encode()[4:]):
         with pytest.raises(ValueError, match="not an enrollment token"):
             EnrollmentToken.parse(bad)
+
+
+# ---- crash windows: what the next start makes of what a killed agent left behind ---------------------
+
+
+def restarted_agent(state_dir: Path) -> Agent:
+    """The agent starting again on the same state directory (its constructor does the recovery)."""
+    return Agent(
+        AgentConfig(server="ws://127.0.0.1:1/agent", host="host42", state_dir=state_dir, mpcmdrun="/x"),
+        clock=lambda: NOW + 10,
+    )
+
+
+def test_a_result_already_in_the_outbox_survives_a_crash_before_the_running_marker_went(
+    tmp_path: Path,
+) -> None:
+    """Killed between the two steps of store_result: the real result is on disk, the marker too."""
+    state = AgentState(tmp_path)
+    state.accept(envelope(), at=NOW)
+    state.remember("j-00000000aa", NOW + 3600, now=NOW)
+    state.mark_running(envelope(), started_at=NOW)
+    real = wire.JobResult(
+        job_id="j-00000000aa",
+        status="succeeded",
+        outcome=Outcome(succeeded=True, summary="2 threats removed"),
+        started_at=NOW,
+        finished_at=NOW + 5,
+    )
+    write_atomic(tmp_path / "outbox" / "j-00000000aa.json", real.model_dump_json())
+
+    agent = restarted_agent(tmp_path)
+
+    assert agent.state.pending_results() == [real]
+    assert agent.state.interrupted() == []
+    assert restarted_agent(tmp_path).state.pending_results() == [real]  # and again: nothing to redo
+
+
+@pytest.mark.parametrize("remembered", [True, False], ids=["after-remember", "before-remember"])
+def test_a_job_accepted_but_never_started_ends_with_a_clear_failure(tmp_path: Path, remembered: bool) -> None:
+    """Killed after the job was accepted, before it started: not "replay refused", but a clear failure."""
+    state = AgentState(tmp_path)
+    state.accept(envelope(), at=NOW)
+    if remembered:
+        state.remember("j-00000000aa", NOW + 3600, now=NOW)
+
+    agent = restarted_agent(tmp_path)
+
+    (result,) = agent.state.pending_results()
+    assert result.job_id == "j-00000000aa"
+    assert result.status == "failed"
+    assert result.outcome.summary == "The agent restarted before the job started; run it again"
+    assert result.started_at == NOW
+    assert agent.state.seen("j-00000000aa")  # a resend of the job is answered with this result, not run
+    assert agent.state.interrupted() == []
+
+
+def test_a_job_cut_off_mid_run_ends_as_failed_mid_run(tmp_path: Path) -> None:
+    state = AgentState(tmp_path)
+    state.accept(envelope(), at=NOW - 1)
+    state.remember("j-00000000aa", NOW + 3600, now=NOW)
+    state.mark_running(envelope(), started_at=NOW)
+
+    (result,) = restarted_agent(tmp_path).state.pending_results()
+    assert result.status == "failed"
+    assert result.outcome.summary == "The agent restarted while the job was running"
+    assert result.started_at == NOW

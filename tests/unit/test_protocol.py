@@ -19,16 +19,24 @@ class FakeKeyRing:
     def __init__(self) -> None:
         self.keys: dict[str, str] = {}
         self.tokens: dict[str, str] = {}  # secret → host
+        self.expires: dict[str, float] = {}  # secret → expiry, if it has one
         self.used: set[str] = set()
+        self.offered: list[str] = []  # every secret the server was asked to redeem
 
     def public_key(self, host: str) -> str | None:
         return self.keys.get(host)
 
+    def public_keys(self) -> dict[str, str]:
+        return dict(self.keys)
+
     def redeem(self, *, host: str, secret: str, public_key: str, now: float) -> str | None:
+        self.offered.append(secret)
         if self.tokens.get(secret) != host:
             return "unknown enrollment token"
         if secret in self.used:
             return "this enrollment token was already used"
+        if self.expires.get(secret, float("inf")) <= now:
+            return "this enrollment token has expired"
         self.used.add(secret)
         self.keys[host] = public_key
         return None
@@ -47,7 +55,7 @@ def agent_key() -> Ed25519PrivateKey:
 def server_for(keyring: FakeKeyRing, bot_key: Ed25519PrivateKey, **limits: float) -> ServerConnection:
     return ServerConnection(
         keyring=keyring,
-        server_key=keys.encode_public_key(bot_key.public_key()),
+        signing_key=bot_key,
         nonce=SERVER_NONCE,
         now=0.0,
         limits=Limits(**limits),  # type: ignore[arg-type]
@@ -60,11 +68,12 @@ def agent_for(
     pinned: str | None = None,
     enrollment: tuple[str, str] | None = None,
     host: str = "host42",
+    nonce: bytes = CLIENT_NONCE,
 ) -> AgentConnection:
     return AgentConnection(
         host=host,
         private_key=agent_key,
-        client_nonce=CLIENT_NONCE,
+        client_nonce=nonce,
         info=INFO,
         pinned_server_key=pinned,
         enrollment=enrollment,
@@ -101,7 +110,8 @@ def test_enrollment_then_reconnect_with_the_pinned_key(
     agent_events, server_events = pump(agent, server)
 
     assert server.state is State.READY and agent.state is State.READY
-    assert server_events == [protocol.Authenticated("host42", INFO, enrolled=True)]
+    agent_public = keys.encode_public_key(agent_key.public_key())
+    assert server_events == [protocol.Authenticated("host42", INFO, True, agent_public)]
     ready = agent_events[0]
     assert isinstance(ready, protocol.Ready) and ready.enrolled
     assert keyring.keys["host42"] == keys.encode_public_key(agent_key.public_key())
@@ -110,7 +120,7 @@ def test_enrollment_then_reconnect_with_the_pinned_key(
     again = agent_for(agent_key, pinned=ready.server_key)
     server2 = server_for(keyring, bot_key)
     _, events = pump(again, server2)
-    assert events == [protocol.Authenticated("host42", INFO, enrolled=False)]
+    assert events == [protocol.Authenticated("host42", INFO, False, agent_public)]
 
 
 def test_no_secret_crosses_the_wire_after_enrollment(
@@ -127,8 +137,9 @@ def test_no_secret_crosses_the_wire_after_enrollment(
         agent.receive(frame)
     frames += agent.data_to_send()
     hello, auth = (json.loads(f) for f in frames)
-    assert hello["enroll_token"] is None
-    assert set(auth) == {"type", "signature"}  # a signature over a fresh nonce, useless elsewhere
+    assert set(hello) == {"type", "v", "host", "public_key", "client_nonce", "info"}
+    assert auth["enroll_token"] is None
+    assert set(auth) == {"type", "signature", "enroll_token"}  # a signature over fresh nonces only
 
 
 def test_replayed_authentication_is_refused(bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey) -> None:
@@ -146,7 +157,7 @@ def test_replayed_authentication_is_refused(bot_key: Ed25519PrivateKey, agent_ke
 
     replay_target = ServerConnection(
         keyring=keyring,
-        server_key=keys.encode_public_key(bot_key.public_key()),
+        signing_key=bot_key,
         nonce=b"n" * 32,  # a fresh nonce, as every connection gets
         now=0.0,
     )
@@ -203,7 +214,7 @@ def test_agent_refuses_a_server_that_is_not_its_bot(
     agent = agent_for(agent_key, enrollment=("secret-1", keys.fingerprint(bot_key.public_key())))
     agent_events, _ = pump(agent, server_for(keyring, other_bot))
     assert agent_events == [protocol.Closed("server key does not match the enrollment token: not our bot")]
-    assert "secret-1" not in keyring.used  # the agent stopped before proving anything to the impostor
+    assert keyring.offered == []  # the other server never saw the token: the agent sent only its hello
 
     pinned_agent = agent_for(agent_key, pinned=keys.encode_public_key(bot_key.public_key()))
     agent_events, _ = pump(pinned_agent, server_for(keyring, other_bot))
@@ -303,7 +314,9 @@ def test_wrong_protocol_version(bot_key: Ed25519PrivateKey, agent_key: Ed25519Pr
     hello = json.loads(agent_for(agent_key, pinned="x").data_to_send()[0])
     hello["v"] = 99
     server = server_for(FakeKeyRing(), bot_key)
-    assert server.receive(json.dumps(hello), 1.0) == [protocol.Closed("protocol version 99 is not supported")]
+    assert server.receive(json.dumps(hello), 1.0) == [
+        protocol.Closed("protocol version 99 is not supported (this bot speaks 2); upgrade the agent")
+    ]
 
 
 def test_jobs_and_acks_flow_only_when_ready(bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey) -> None:
@@ -328,3 +341,255 @@ def test_jobs_and_acks_flow_only_when_ready(bot_key: Ed25519PrivateKey, agent_ke
 def test_agent_needs_a_pin_or_a_token(agent_key: Ed25519PrivateKey) -> None:
     with pytest.raises(ValueError, match="pinned server key or an enrollment token"):
         agent_for(agent_key)
+
+
+# ---- the server proves the bot's key before the agent sends anything secret ------------------------
+
+
+def impostor_challenge(bot_key: Ed25519PrivateKey, signer: Ed25519PrivateKey | None = None) -> str:
+    """A challenge from a server that knows the bot's *public* key (anyone may) but not its private key:
+    the best it can do is sign with some other key, or send bytes that are no signature at all."""
+    signature = signer.sign(b"anything") if signer else b"\x00" * 64
+    return wire.dump(
+        wire.Challenge(
+            v=wire.PROTOCOL_VERSION,
+            nonce=keys.b64encode(SERVER_NONCE),
+            server_key=keys.encode_public_key(bot_key.public_key()),
+            signature=keys.b64encode(signature),
+        )
+    )
+
+
+@pytest.mark.parametrize("signer", ["zeros", "other-key"])
+@pytest.mark.parametrize("enrolled", [False, True], ids=["first-start", "pinned"])
+def test_an_impostor_server_with_the_right_public_key_gets_neither_the_token_nor_trust(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey, signer: str, enrolled: bool
+) -> None:
+    bot_public = keys.encode_public_key(bot_key.public_key())
+    if enrolled:
+        agent = agent_for(agent_key, pinned=bot_public)
+    else:
+        agent = agent_for(agent_key, enrollment=("secret-1", keys.fingerprint(bot_key.public_key())))
+    (hello,) = agent.data_to_send()
+    assert "secret-1" not in hello
+
+    challenge = impostor_challenge(bot_key, Ed25519PrivateKey.generate() if signer == "other-key" else None)
+    assert agent.receive(challenge) == [
+        protocol.Closed("the server did not prove it holds the bot's key: not our bot")
+    ]
+    assert agent.data_to_send() == []  # no auth frame: no token, no proof to relay
+    assert agent.state is State.CLOSED
+    # What the impostor tries next is ignored: no welcome, and no result_ack that would empty the outbox.
+    welcome = wire.dump(wire.Welcome(enrolled=True, heartbeat_interval=15))
+    assert agent.receive(welcome) == []
+    assert agent.receive(wire.dump(wire.ResultAck(job_id="j-0123456789"))) == []
+
+
+def test_the_enrollment_token_travels_only_in_auth_after_the_proof(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey
+) -> None:
+    keyring = FakeKeyRing()
+    keyring.tokens["secret-1"] = "host42"
+    agent = agent_for(agent_key, enrollment=("secret-1", keys.fingerprint(bot_key.public_key())))
+    server = server_for(keyring, bot_key)
+    (hello,) = agent.data_to_send()
+    assert "secret-1" not in hello
+    server.receive(hello, 1.0)
+    (challenge,) = server.data_to_send()
+    assert agent.receive(challenge) == []
+    (auth,) = agent.data_to_send()
+    assert json.loads(auth)["enroll_token"] == "secret-1"
+    assert keyring.offered == []
+    server.receive(auth, 1.0)
+    assert keyring.offered == ["secret-1"]
+    assert server.state is State.READY
+
+
+def genuine_challenge(bot_key: Ed25519PrivateKey, agent: AgentConnection) -> str:
+    server = server_for(FakeKeyRing(), bot_key)
+    for frame in agent.data_to_send():
+        server.receive(frame, 1.0)
+    (challenge,) = server.data_to_send()
+    return challenge
+
+
+@pytest.mark.parametrize(
+    "victim",
+    [
+        pytest.param({"nonce": b"d" * 32}, id="recorded-for-an-earlier-connection"),
+        pytest.param({"host": "host43"}, id="recorded-for-another-host"),
+        pytest.param({"key": "other"}, id="recorded-for-another-agent-key"),
+    ],
+)
+def test_a_genuine_challenge_replayed_to_another_connection_is_refused(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey, victim: dict[str, object]
+) -> None:
+    """The impostor recorded a real challenge from the bot; the transcript it signs is another one."""
+    bot_public = keys.encode_public_key(bot_key.public_key())
+    recorded = genuine_challenge(bot_key, agent_for(agent_key, pinned=bot_public))
+    key = Ed25519PrivateKey.generate() if victim.get("key") else agent_key
+    target = agent_for(
+        key,
+        pinned=bot_public,
+        nonce=victim.get("nonce", CLIENT_NONCE),  # type: ignore[arg-type]
+        host=victim.get("host", "host42"),  # type: ignore[arg-type]
+    )
+    target.data_to_send()
+    assert target.receive(recorded) == [
+        protocol.Closed("the server did not prove it holds the bot's key: not our bot")
+    ]
+    assert target.data_to_send() == []
+
+
+def test_an_altered_challenge_nonce_is_refused(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey
+) -> None:
+    """A relay that swaps the server's nonce (to replay an agent's old proof elsewhere) breaks the proof."""
+    agent = agent_for(agent_key, pinned=keys.encode_public_key(bot_key.public_key()))
+    frame = json.loads(genuine_challenge(bot_key, agent))
+    frame["nonce"] = keys.b64encode(b"x" * 32)
+    assert agent.receive(json.dumps(frame)) == [
+        protocol.Closed("the server did not prove it holds the bot's key: not our bot")
+    ]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"nonce": keys.b64encode(b"short")}, id="short-nonce"),
+        pytest.param({"server_key": "AAAA"}, id="bad-key"),
+        pytest.param({"signature": "***"}, id="not-base64"),
+    ],
+)
+def test_a_malformed_challenge_is_refused(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey, change: dict[str, str]
+) -> None:
+    agent = agent_for(agent_key, pinned=keys.encode_public_key(bot_key.public_key()))
+    frame = {**json.loads(genuine_challenge(bot_key, agent)), **change}
+    events = agent.receive(json.dumps(frame))
+    assert len(events) == 1 and isinstance(events[0], protocol.Closed)
+    assert agent.data_to_send() == []
+
+
+def test_an_expired_enrollment_token_is_refused(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey
+) -> None:
+    keyring = FakeKeyRing()
+    keyring.tokens["secret-1"] = "host42"
+    keyring.expires["secret-1"] = 100.0
+    agent = agent_for(agent_key, enrollment=("secret-1", keys.fingerprint(bot_key.public_key())))
+    _, events = pump(agent, server_for(keyring, bot_key, auth_deadline=1000.0), now=100.0)
+    assert events == [protocol.Closed("enrollment refused: this enrollment token has expired")]
+    assert "host42" not in keyring.keys
+
+
+def test_a_stolen_public_key_without_its_private_key_is_refused(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey
+) -> None:
+    """The attacker copied the bot's database: it puts host42's real public key in its hello, but can only
+    sign with a key of its own."""
+    keyring = FakeKeyRing()
+    stolen = keys.encode_public_key(agent_key.public_key())
+    keyring.keys["host42"] = stolen
+    server = server_for(keyring, bot_key)
+    hello = wire.Hello(
+        v=wire.PROTOCOL_VERSION,
+        host="host42",
+        public_key=stolen,
+        client_nonce=keys.b64encode(CLIENT_NONCE),
+        info=INFO,
+    )
+    assert server.receive(wire.dump(hello), 1.0) == []
+    challenge = wire.SERVER_FRAMES.validate_json(server.data_to_send()[0])
+    assert isinstance(challenge, wire.Challenge)
+    handshake = keys.Handshake(
+        server_nonce=keys.b64decode(challenge.nonce),
+        client_nonce=CLIENT_NONCE,
+        host="host42",
+        agent_key=stolen,
+        server_key=challenge.server_key,
+    )
+    forged = Ed25519PrivateKey.generate().sign(handshake.agent_proof())
+    auth = wire.Auth(signature=keys.b64encode(forged))
+    assert server.receive(wire.dump(auth), 1.0) == [protocol.Closed("bad authentication signature")]
+
+
+def test_the_bot_proof_cannot_be_passed_off_as_an_agent_proof(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey
+) -> None:
+    """Domain separation: a server that echoes its own challenge signature back as the auth is refused,
+    even when the 'agent' claims the bot's own key."""
+    keyring = FakeKeyRing()
+    bot_public = keys.encode_public_key(bot_key.public_key())
+    keyring.keys["host42"] = bot_public
+    server = server_for(keyring, bot_key)
+    hello = wire.Hello(
+        v=wire.PROTOCOL_VERSION,
+        host="host42",
+        public_key=bot_public,
+        client_nonce=keys.b64encode(CLIENT_NONCE),
+        info=INFO,
+    )
+    server.receive(wire.dump(hello), 1.0)
+    challenge = json.loads(server.data_to_send()[0])
+    auth = wire.Auth(signature=challenge["signature"])
+    assert server.receive(wire.dump(auth), 1.0) == [protocol.Closed("bad authentication signature")]
+
+
+def test_an_agent_of_the_old_protocol_is_told_to_upgrade(bot_key: Ed25519PrivateKey) -> None:
+    v1_hello = {
+        "type": "hello",
+        "v": 1,
+        "host": "host42",
+        "public_key": keys.encode_public_key(Ed25519PrivateKey.generate().public_key()),
+        "client_nonce": keys.b64encode(CLIENT_NONCE),
+        "enroll_token": "secret-1",  # where version 1 carried it
+        "info": {"agent_version": "old"},
+    }
+    server = server_for(FakeKeyRing(), bot_key)
+    assert server.receive(json.dumps(v1_hello), 1.0) == [
+        protocol.Closed("protocol version 1 is not supported (this bot speaks 2); upgrade the agent")
+    ]
+    (error,) = (json.loads(f) for f in server.data_to_send())
+    assert error["code"] == "version"
+
+
+def test_an_agent_meeting_an_old_bot_says_so(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey
+) -> None:
+    agent = agent_for(agent_key, enrollment=("secret-1", keys.fingerprint(bot_key.public_key())))
+    agent.data_to_send()
+    v1_challenge = {
+        "type": "challenge",
+        "v": 1,
+        "nonce": keys.b64encode(SERVER_NONCE),
+        "server_key": keys.encode_public_key(bot_key.public_key()),
+    }
+    assert agent.receive(json.dumps(v1_challenge)) == [
+        protocol.Closed("the bot speaks protocol version 1, this agent 2; run the same release on both")
+    ]
+    assert agent.data_to_send() == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"client_nonce": keys.b64encode(b"short")}, id="short-nonce"),
+        pytest.param({"public_key": "AAAA"}, id="bad-key"),
+    ],
+)
+def test_a_malformed_hello_is_refused(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey, change: dict[str, str]
+) -> None:
+    hello = {**json.loads(agent_for(agent_key, pinned="x").data_to_send()[0]), **change}
+    server = server_for(FakeKeyRing(), bot_key)
+    (event,) = server.receive(json.dumps(hello), 1.0)
+    assert isinstance(event, protocol.Closed) and event.reason.startswith("malformed hello")
+    assert server.state is State.CLOSED
+
+
+def test_nonces_must_be_full_length(bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey) -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        agent_for(agent_key, pinned="x", nonce=b"short")
+    with pytest.raises(ValueError, match="32 bytes"):
+        ServerConnection(keyring=FakeKeyRing(), signing_key=bot_key, nonce=b"short", now=0.0)
