@@ -24,6 +24,11 @@ from bot.store import OutboxItem, Store
 log = logging.getLogger(__name__)
 
 _BATCH = 50  # messages read per query when draining a channel; the queue may hold thousands
+# Slack refused the message's form (blocks, length), not the message: it is sent again as plain text.
+CONTENT_ERRORS = frozenset(
+    {"invalid_blocks", "invalid_blocks_format", "msg_too_long", "too_many_attachments"}
+)
+PLAIN_TEXT_LIMIT = 3_000
 
 
 def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> float:
@@ -120,6 +125,7 @@ class SlackOutbox:
     async def _deliver(self, item: OutboxItem) -> None:
         attempt = item.attempts
         maybe_sent = item.sending_at is not None
+        plain = False
         while True:
             delay = self._pacer.delay(item.channel) if item.op in {"root", "reply", "upload"} else 0.0
             if delay > 0:
@@ -136,7 +142,7 @@ class SlackOutbox:
                 if item.op in {"root", "reply"}:
                     self._store.outbox_sending(item)
                     maybe_sent = True
-                ts = await self._send(item)
+                ts = await self._send(item, plain=plain)
             except _Retry as retry:
                 wait = retry.delay if retry.delay is not None else backoff_delay(attempt)
                 attempt += 1
@@ -146,6 +152,12 @@ class SlackOutbox:
                 continue
             except SlackApiError as exc:
                 error = str(exc.response.get("error", "error"))
+                if error in CONTENT_ERRORS and not plain and item.op != "upload":
+                    # Slack refused what the message looks like, not the message: say it in plain text.
+                    log.warning("slack refused %s for job %s (%s); sending it as plain text",
+                                item.op, item.job_id, error)  # fmt: skip
+                    plain, maybe_sent = True, False  # refused, so certainly not posted
+                    continue
                 log.error("slack refused %s for job %s: %s", item.op, item.job_id, error)
                 self._store.outbox_done(item, ts=None, failed=error)
                 self._changed.set()
@@ -154,8 +166,8 @@ class SlackOutbox:
             self._changed.set()
             return
 
-    async def _send(self, item: OutboxItem) -> str | None:
-        payload = item.payload
+    async def _send(self, item: OutboxItem, *, plain: bool = False) -> str | None:
+        payload = _plain(item.payload) if plain else item.payload
         try:
             match item.op:
                 case "root":
@@ -165,17 +177,21 @@ class SlackOutbox:
                     return str(response["ts"])
                 case "reply":
                     thread_ts = self._thread_of(item)
+                    if thread_ts is None and item.job_id:
+                        payload = _without_thread(payload, item.job_id)
                     response = await self._client.chat_postMessage(
                         channel=item.channel, thread_ts=thread_ts, metadata=_marker(item), **_message(payload)
                     )
                     return str(response["ts"])
                 case "upload":
+                    thread_ts = self._thread_of(item)
                     await self._client.files_upload_v2(
                         channel=item.channel,
-                        thread_ts=self._thread_of(item),
+                        thread_ts=thread_ts,
                         content=payload["content"],
                         filename=payload["filename"],
                         title=payload.get("title", payload["filename"]),
+                        initial_comment=None if thread_ts or not item.job_id else _orphan_note(item.job_id),
                     )
                     return None
                 case "update_root":
@@ -236,6 +252,7 @@ class SlackOutbox:
         return None
 
     def _thread_of(self, item: OutboxItem) -> str | None:
+        """The job's root message; None when it has none (Slack refused it even as plain text)."""
         return self._store.root_ts(item.job_id) if item.job_id else None
 
 
@@ -252,6 +269,43 @@ def _message(payload: dict[str, Any]) -> dict[str, Any]:
     if "blocks" in payload:
         message["blocks"] = payload["blocks"]
     return message
+
+
+def _plain(payload: dict[str, Any]) -> dict[str, Any]:
+    """The message without blocks: what its blocks said, as text cut to what Slack always takes."""
+    text = _blocks_text(payload.get("blocks") or []) or str(payload["text"])
+    if len(text) > PLAIN_TEXT_LIMIT:
+        text = text[: PLAIN_TEXT_LIMIT - 40].rstrip() + "\n... (cut: too long for one message)"
+    return {key: value for key, value in payload.items() if key != "blocks"} | {"text": text}
+
+
+def _blocks_text(blocks: list[Any]) -> str:
+    """The mrkdwn of section, header and context blocks, one line each (buttons and images dropped)."""
+    lines: list[str] = []
+    for block in blocks:
+        if not isinstance(block, dict):
+            continue
+        parts = [block.get("text"), *(block.get("fields") or []), *(block.get("elements") or [])]
+        for part in parts:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                lines.append(part["text"])
+    return "\n".join(lines)
+
+
+def _orphan_note(job_id: str) -> str:
+    return f"Job `{job_id}`: its thread could not be started in Slack, so this follows in the channel."
+
+
+def _without_thread(payload: dict[str, Any], job_id: str) -> dict[str, Any]:
+    """A reply whose thread does not exist stands in the channel, saying which job it belongs to."""
+    note = _orphan_note(job_id)
+    out = dict(payload) | {"text": f"{note}\n{payload['text']}"}
+    if "blocks" in payload:
+        out["blocks"] = [
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": note}]},
+            *payload["blocks"][:49],
+        ]
+    return out
 
 
 def _retry_after(headers: Any) -> float:

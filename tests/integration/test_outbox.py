@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -22,9 +22,15 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     s.close()
 
 
-async def drain(store: Store, standin: SlackStandIn, *, expected_posts: int) -> None:
+async def drain(
+    store: Store,
+    standin: SlackStandIn,
+    *,
+    expected_posts: int,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
     outbox = SlackOutbox(
-        store, AsyncWebClient(token=TOKEN, base_url=standin.api_url, retry_handlers=[]), burst=50
+        store, AsyncWebClient(token=TOKEN, base_url=standin.api_url, retry_handlers=[]), burst=50, sleep=sleep
     )
     task = asyncio.create_task(outbox.run())
     outbox.wake()
@@ -33,7 +39,7 @@ async def drain(store: Store, standin: SlackStandIn, *, expected_posts: int) -> 
     finally:
         await outbox.close()
         await task
-    assert len([c for c in standin.calls_to("chat.postMessage") if c.status == 200]) == expected_posts
+    assert len([c for c in standin.calls_to("chat.postMessage") if c.ok]) == expected_posts
 
 
 async def test_a_post_that_reached_slack_before_a_crash_is_not_posted_again(
@@ -60,3 +66,46 @@ async def test_messages_keep_their_order_through_429s(standin: SlackStandIn, sto
     standin.fail_next("chat.postMessage", status=429, retry_after=0, times=2)
     await drain(store, standin, expected_posts=5)
     assert [m.text for m in standin.history(CHANNEL)] == ["m0", "m1", "m2", "m3", "m4"]
+
+
+async def test_a_429_waits_exactly_as_long_as_retry_after_says(standin: SlackStandIn, store: Store) -> None:
+    waits: list[float] = []
+
+    async def recorded_sleep(seconds: float) -> None:
+        waits.append(seconds)  # the wait itself is skipped: the test checks how long it would be
+
+    store.enqueue(job_id=None, channel=CHANNEL, op="root", payload={"text": "paced"})
+    standin.fail_next("chat.postMessage", status=429, retry_after=7)
+    await drain(store, standin, expected_posts=1, sleep=recorded_sleep)
+    assert waits == [7.0]
+    assert [c.status for c in standin.calls_to("chat.postMessage")] == [429, 200]
+
+
+async def test_blocks_slack_refuses_are_sent_again_as_plain_text(standin: SlackStandIn, store: Store) -> None:
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "*fancy*"}}]
+    store.enqueue(job_id=None, channel=CHANNEL, op="root", payload={"text": "x" * 5000, "blocks": blocks})
+    standin.fail_next("chat.postMessage", status=200, error="invalid_blocks")
+    await drain(store, standin, expected_posts=1)
+    (message,) = standin.history(CHANNEL)
+    assert message.blocks == []
+    assert message.text == "*fancy*"  # what the blocks said, not just the notification text
+
+
+async def test_a_plain_text_fallback_is_cut_to_what_slack_takes(standin: SlackStandIn, store: Store) -> None:
+    store.enqueue(job_id=None, channel=CHANNEL, op="root", payload={"text": "x" * 5000})
+    standin.fail_next("chat.postMessage", status=200, error="msg_too_long")
+    await drain(store, standin, expected_posts=1)
+    (message,) = standin.history(CHANNEL)
+    assert message.text.startswith("x" * 100)
+    assert len(message.text) <= 3000
+    assert message.text.endswith("(cut: too long for one message)")
+
+
+async def test_a_refusal_that_is_not_about_the_message_is_not_retried(
+    standin: SlackStandIn, store: Store
+) -> None:
+    store.enqueue(job_id=None, channel=CHANNEL, op="root", payload={"text": "hello"})
+    standin.fail_next("chat.postMessage", status=200, error="not_in_channel")
+    await drain(store, standin, expected_posts=0)
+    assert len(standin.calls_to("chat.postMessage")) == 1
+    assert standin.history(CHANNEL) == []

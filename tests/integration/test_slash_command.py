@@ -117,3 +117,27 @@ async def test_a_second_scan_on_a_busy_host_gets_the_first_jobs_id(standin: Slac
     other = await standin.send_slash_command(user=ALICE, channel=CHANNEL, text="scan host43")
     assert other.json is not None
     assert "Accepted as job" in other.json["text"]
+
+
+async def test_a_root_message_slack_refuses_is_posted_as_plain_text_and_keeps_its_thread(
+    standin: SlackStandIn, bot: Bot
+) -> None:
+    standin.fail_next("chat.postMessage", status=200, error="invalid_blocks")
+    await standin.send_slash_command(user=ALICE, channel=CHANNEL, text="scan host42")
+    (root,) = await standin.wait_for_messages(CHANNEL, 1)
+    assert "asked for `scan host42`" in root.text
+    (reply,) = await standin.wait_for_reply_count(CHANNEL, root.ts, 1)
+    assert "host42* is not connected" in reply.text
+
+
+async def test_when_a_thread_cannot_be_started_its_replies_say_which_job_they_belong_to(
+    standin: SlackStandIn, bot: Bot
+) -> None:
+    runtime, _ = bot
+    standin.fail_next("chat.postMessage", status=200, error="msg_too_long", times=2)  # root, then as text
+    await standin.send_slash_command(user=ALICE, channel=CHANNEL, text="scan host42")
+    (loose,) = await standin.wait_for_messages(CHANNEL, 1)
+    (job,) = runtime.store.jobs()
+    assert loose.thread_ts is None
+    assert f"Job `{job.id}`: its thread could not be started in Slack" in loose.text
+    assert "host42* is not connected" in loose.text
