@@ -24,6 +24,7 @@ async def agent_running(
     *,
     cert_fingerprint: str | None = None,
     wait: bool = True,
+    mpcmdrun: str | None = "/opt/fake/MpCmdRun.exe",
     **config: Any,
 ) -> AsyncIterator[Agent]:
     token = runtime.keyring.issue_token(
@@ -34,7 +35,7 @@ async def agent_running(
             server=server,
             host=host,
             state_dir=state_dir / f"agent-{host}",
-            mpcmdrun="/opt/fake/MpCmdRun.exe",
+            mpcmdrun=mpcmdrun,
             enroll_token=token.encode(),
             probe_status=False,  # the canned runner answers every argv with the same output
             **config,
