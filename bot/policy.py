@@ -3,7 +3,8 @@
 Default deny: without a grant, a user may run ``help`` and nothing else. A grant gives a role to Slack
 user ids and user groups, on hosts matching its globs, in its channels. Roles list policy names (globs
 allowed: ``scan.*``, ``*``) and may inherit other roles. The policy is validated when it is loaded: a
-typo in a role, a command or an id stops start-up with the key and the reason.
+typo in a role, a command or an id stops start-up with the key and the reason, written the way the TOML
+reads (``grants[2].role``, ``roles.admin.inherits``).
 """
 
 from __future__ import annotations
@@ -39,8 +40,20 @@ ChannelId = Annotated[str, Field(pattern=r"^(\*|[CGD][A-Z0-9]{2,})$")]
 HostGlob = Annotated[str, Field(pattern=r"^[A-Za-z0-9.*?_\-\[\]!]{1,253}$")]
 
 
+MAX_APPROVAL_WAIT = 86400.0  # an approval request may wait at most a day
+
+
 class PolicyError(Exception):
     """A policy file that cannot be used; the message names the key and the reason."""
+
+
+class _KeyedError(ValueError):
+    """A mistake found across keys (a model validator), carrying the key it is about: pydantic would
+    otherwise report it at the top level."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
 
 
 class _Strict(BaseModel):
@@ -76,6 +89,14 @@ class Grant(_Strict):
     hosts: tuple[HostGlob, ...] = ("*",)
     channels: tuple[ChannelId, ...] = ("*",)
 
+    @field_validator("hosts", "channels")
+    @classmethod
+    def _covers_something(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if not value:
+            what = "host" if info.field_name == "hosts" else "channel"
+            raise ValueError(f'an empty list covers nothing; write ["*"] for every {what}')
+        return value
+
     @model_validator(mode="after")
     def _someone(self) -> Grant:
         if not self.users and not self.usergroups:
@@ -104,17 +125,31 @@ class Approval(_Strict):
     @field_validator("expires_after", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
-        if isinstance(value, str):
-            seconds = parse_duration(value)
-            if seconds > 86400:
-                raise ValueError("an approval can wait at most 24h")
-            return seconds
+        if isinstance(value, bool):  # TOML `true` is not a number of seconds
+            raise ValueError("write a duration such as 15m")
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("expires_after")
+    @classmethod
+    def _bounded(cls, value: float) -> float:
+        """The same bounds whether written ``"15m"`` or as seconds: a request that expires at once, or
+        waits for ever, is a mistake."""
+        if not 0 < value <= MAX_APPROVAL_WAIT:
+            raise ValueError(f"must be more than 0 and at most 24h, not {value:g} seconds")
         return value
 
     @model_validator(mode="after")
     def _approvers(self) -> Approval:
         if self.commands and not (self.approvers.users or self.approvers.usergroups):
             raise ValueError("commands need approval but no approvers are named")
+        possible = len(set(self.approvers.users))
+        if self.approvers.users and not self.approvers.usergroups and self.required > possible:
+            # With groups, how many approvers exist is known only at run time; with users alone it is not.
+            raise _KeyedError(
+                ("required",),
+                f"{self.required} approvals are required but only {possible} approver"
+                f"{' is' if possible == 1 else 's are'} named, so no request could ever be released",
+            )
         return self
 
 
@@ -128,17 +163,19 @@ class Policy(_Strict):
         for name, role in self.roles.items():
             for parent in role.inherits:
                 if parent not in self.roles:
-                    raise ValueError(f"roles.{name}.inherits names {parent!r}, which is not a role")
+                    raise _KeyedError(("roles", name, "inherits"), f"{parent!r} is not a role")
         for i, grant in enumerate(self.grants):
             if grant.role not in self.roles:
-                raise ValueError(f"grants[{i}].role {grant.role!r} is not a role")
+                raise _KeyedError(("grants", i, "role"), f"{grant.role!r} is not a role")
         for name in self.roles:
             self._expand(name, ())
         return self
 
     def _expand(self, name: str, chain: tuple[str, ...]) -> frozenset[str]:
         if name in chain:
-            raise ValueError(f"roles inherit in a circle: {' → '.join((*chain, name))}")
+            raise _KeyedError(  # named at the role whose `inherits` closes the circle
+                ("roles", chain[-1], "inherits"), f"roles inherit in a circle: {' → '.join((*chain, name))}"
+            )
         role = self.roles[name]
         patterns = set(role.commands)
         for parent in role.inherits:
@@ -150,6 +187,17 @@ class Policy(_Strict):
 
     def needs_approval(self, policy_name: str) -> bool:
         return any(fnmatch.fnmatchcase(policy_name, p) for p in self.approval.commands)
+
+    def groups_granting(self, policy_name: str, *, host: str | None, channel: str) -> frozenset[str]:
+        """The user groups whose members this policy would let run ``policy_name`` here: the only groups
+        worth asking Slack about when a check fails (refresh on miss)."""
+        return frozenset(
+            group
+            for grant in self.grants
+            if _grant_covers(self, grant, policy_name) and _in_channel(grant, channel)
+            and _on_host(grant, host)
+            for group in grant.usergroups
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -176,28 +224,41 @@ def authorize(
         return Decision(False, "the access check failed, so the request is refused")
 
 
+def _grant_covers(policy: Policy, grant: Grant, policy_name: str) -> bool:
+    return any(fnmatch.fnmatchcase(policy_name, p) for p in policy.role_patterns(grant.role))
+
+
+def _in_channel(grant: Grant, channel: str) -> bool:
+    return "*" in grant.channels or channel in grant.channels
+
+
+def _on_host(grant: Grant, host: str | None) -> bool:
+    return host is None or any(fnmatch.fnmatchcase(host, g.lower()) for g in grant.hosts)
+
+
 def _authorize(
     policy: Policy, principal: Principal, policy_name: str, *, host: str | None, channel: str
 ) -> Decision:
     if policy_name in ALWAYS_ALLOWED:
         return Decision(True, "everyone may ask for help")
-    held_elsewhere = False
+    wrong_channel = wrong_host = False
     for grant in policy.grants:
         if principal.user_id not in grant.users and not principal.groups & set(grant.usergroups):
             continue
-        patterns = policy.role_patterns(grant.role)
-        if not any(fnmatch.fnmatchcase(policy_name, p) for p in patterns):
+        if not _grant_covers(policy, grant, policy_name):
             continue
-        if "*" not in grant.channels and channel not in grant.channels:
-            held_elsewhere = True
-            continue
-        if host is not None and not any(fnmatch.fnmatchcase(host, g.lower()) for g in grant.hosts):
-            held_elsewhere = True
-            continue
-        return Decision(True, f"granted by role {grant.role}", role=grant.role)
-    if held_elsewhere:
-        where = f" on {host}" if host else ""
-        return Decision(False, f"your grant for `{policy_name}` does not cover this channel{where}")
+        in_channel, on_host = _in_channel(grant, channel), _on_host(grant, host)
+        if in_channel and on_host:
+            return Decision(True, f"granted by role {grant.role}", role=grant.role)
+        wrong_channel |= not in_channel
+        wrong_host |= not on_host
+    yours = f"your grant for `{policy_name}` does not cover"
+    if wrong_host and wrong_channel:
+        return Decision(False, f"{yours} host `{host}` in this channel")
+    if wrong_host:
+        return Decision(False, f"{yours} host `{host}`")
+    if wrong_channel:
+        return Decision(False, f"{yours} this channel")
     return Decision(False, f"no grant lets you run `{policy_name}`")
 
 
@@ -216,6 +277,17 @@ def parse_policy(data: object, *, known_commands: frozenset[str], source: str = 
         return Policy.model_validate(data, context={"known_commands": known_commands})
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
-        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        loc: tuple[str | int, ...] = tuple(error["loc"])
+        original = (error.get("ctx") or {}).get("error")
+        if isinstance(original, _KeyedError):
+            loc = (*loc, *original.loc)
         message = str(error["msg"]).removeprefix("Value error, ")
-        raise PolicyError(f"{source}: {key}: {message}") from exc
+        raise PolicyError(f"{source}: {policy_key(loc)}: {message}") from exc
+
+
+def policy_key(loc: Iterable[str | int]) -> str:
+    """``("grants", 2, "role")`` → ``grants[2].role``: the key as it reads in the TOML file."""
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else part)
+    return key or "(top level)"

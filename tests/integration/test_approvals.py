@@ -240,7 +240,7 @@ async def test_double_and_simultaneous_clicks_count_once(tmp_path: Path, oncall:
 async def test_a_host_outside_the_grant_is_refused(oncall: SlackStandIn, bot: BotRuntime) -> None:
     response = await oncall.send_slash_command(user=ALICE, channel=CHANNEL, text="scan db-01")
     assert response.json is not None
-    assert "does not cover this channel on db-01" in response.json["text"]
+    assert "your grant for `scan.quick` does not cover host `db-01`." in response.json["text"]
     assert bot.store.jobs() == []
 
 
