@@ -276,6 +276,40 @@ async def test_a_reused_enrollment_token_is_refused(
                     }
 
 
+async def test_an_expired_enrollment_token_is_refused(world: tuple[BotRuntime, Endpoints]) -> None:
+    runtime, endpoints = world
+    token = runtime.keyring.issue_token(
+        "host42", server_key=runtime.bridge.server_key, cert_fingerprint=None, ttl=-1.0
+    )
+    async with aiohttp.ClientSession() as http, http.ws_connect(endpoints.agent_url) as ws:
+        answer = await handshake(ws, "host42", Ed25519PrivateKey.generate(), token=token.secret)
+    assert answer == {
+        "type": "error",
+        "code": "auth",
+        "message": "enrollment refused: this enrollment token has expired; make a new one with "
+        "`defender-bot enroll`",
+    }
+    assert runtime.keyring.public_key("host42") is None
+
+
+async def test_a_stolen_database_yields_no_usable_enrollment_token(
+    world: tuple[BotRuntime, Endpoints],
+) -> None:
+    """The attacker copied the bot's database: the stored token hash is not the token."""
+    runtime, endpoints = world
+    token = runtime.keyring.issue_token("host42", server_key=runtime.bridge.server_key, cert_fingerprint=None)
+    (row,) = runtime.store.db.execute("SELECT * FROM enrollment_tokens").fetchall()
+    assert token.secret not in str(tuple(row))
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(endpoints.agent_url) as ws:
+            stolen = await handshake(ws, "host42", Ed25519PrivateKey.generate(), token=row["secret_hash"])
+        assert stolen["message"] == "enrollment refused: unknown enrollment token"
+        assert runtime.keyring.public_key("host42") is None
+        async with http.ws_connect(endpoints.agent_url) as ws:  # the real token is still good, once
+            real = await handshake(ws, "host42", Ed25519PrivateKey.generate(), token=token.secret)
+        assert real["type"] == "welcome"
+
+
 async def test_revocation_cuts_the_agent_off_at_once_and_for_good(
     world: tuple[BotRuntime, Endpoints], standin: SlackStandIn, tmp_path: Path
 ) -> None:
