@@ -176,6 +176,47 @@ async def test_a_host_that_never_reports_back_fails_the_job_instead_of_leaving_i
     assert state_of(runtime, job.id) is JobState.FAILED  # ...changes nothing: the job ended once
 
 
+async def test_an_agent_killed_after_accepting_a_job_ends_it_clearly_not_as_a_replay(
+    standin: SlackStandIn, bot: Bot, tmp_path: Path
+) -> None:
+    """The agent dies after recording the job id, before the job starts. After its restart the bot sends
+    the job again; the thread says what happened, not "replay refused", and nothing runs."""
+    runtime, endpoints = bot
+    died = asyncio.Event()
+    async with agent_running(runtime, endpoints.agent_url, tmp_path, FakeRunner(clean)) as agent:
+
+        def die(envelope: wire.JobEnvelope, *, started_at: float) -> None:
+            died.set()
+            raise asyncio.CancelledError  # the process is gone: nothing after this line happens
+
+        agent.state.mark_running = die  # type: ignore[method-assign]
+        await standin.send_slash_command(user=BOB, channel=CHANNEL, text="scan host42 custom C:\\Temp")
+        await asyncio.wait_for(died.wait(), 10)
+    (job,) = runtime.store.jobs()
+    assert state_of(runtime, job.id) is JobState.QUEUED  # sent, never started
+
+    sent: list[str] = []
+    send_job = runtime.bridge.send_job
+
+    async def send_spy(envelope: wire.JobEnvelope) -> bool:
+        sent.append(envelope.job_id)
+        return await send_job(envelope)
+
+    runtime.bridge.send_job = send_spy  # type: ignore[method-assign]
+    runner = FakeRunner(clean)
+    async with agent_running(runtime, endpoints.agent_url, tmp_path, runner) as restarted:
+        await runtime.outbox.wait_until(lambda: state_of(runtime, job.id) is JobState.FAILED, timeout=10)
+        await runtime.outbox.wait_until(lambda: not restarted.state.pending_results(), timeout=10)
+    assert sent == [job.id]  # the bot did send the job again when the agent came back
+    await runtime.outbox.wait_until(lambda: not runtime.store.pending_outbox(), timeout=10)
+    (root,) = standin.history(CHANNEL)
+    assert results_in_thread(standin, root.ts) == [
+        "failed: The agent restarted before the job started; run it again"
+    ]
+    assert not any("replay" in m.text for m in standin.thread(CHANNEL, root.ts))
+    assert runner.calls == []
+
+
 def test_reconnect_delays_grow_with_jitter_up_to_a_cap() -> None:
     ceilings = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
     top = backoff(initial=1.0, cap=60.0, rand=lambda: 1.0)

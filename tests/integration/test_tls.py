@@ -7,8 +7,12 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent_bridge import keys
 from agent_bridge.agent import Agent, AgentConfig, AgentConfigError
+from agent_bridge.agent_state import AgentState, Pinned
+from agent_bridge.enrollment import EnrollmentToken
 from agent_bridge.runner import RunResult
 from bot.jobs import JobState
 from bot.runtime import BotRuntime, Endpoints, cert_fingerprint
@@ -111,3 +115,33 @@ def test_plain_ws_only_on_loopback_or_when_explicitly_insecure(
     else:
         with pytest.raises(AgentConfigError):
             Agent(config)
+
+
+@pytest.mark.parametrize("where", ["token", "pinned"])
+@pytest.mark.parametrize(
+    ("server", "insecure"), [("ws://127.0.0.1:8765/agent", False), ("ws://bot.example:8765/agent", True)]
+)
+def test_plain_ws_is_refused_once_a_certificate_is_pinned(
+    tmp_path: Path, where: str, server: str, insecure: bool
+) -> None:
+    """ws:// would silently skip the certificate check the agent was enrolled with: refuse it, by name."""
+    bot = Ed25519PrivateKey.generate()
+    pin = keys.b64encode(b"c" * 32)
+    token = EnrollmentToken(keys.b64encode(b"s" * 32), keys.fingerprint(bot.public_key()), pin)
+    if where == "pinned":
+        AgentState(tmp_path).pin(
+            Pinned(server_key=keys.encode_public_key(bot.public_key()), cert_fingerprint=pin)
+        )
+    config = AgentConfig(
+        server=server,
+        host="host42",
+        state_dir=tmp_path,
+        insecure=insecure,
+        enroll_token=token.encode() if where == "token" else None,
+    )
+    config.check()  # the URL alone is acceptable ...
+    with pytest.raises(AgentConfigError) as refused:
+        Agent(config)  # ... but not with a pinned certificate
+    message = str(refused.value)
+    assert "ws:// would ignore it" in message
+    assert f"--server wss://{server.removeprefix('ws://')}" in message
