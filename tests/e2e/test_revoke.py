@@ -30,3 +30,21 @@ async def test_revoke_cuts_the_agent_off_and_keeps_it_out(tmp_path: Path) -> Non
         assert "revoked" in str(response.json["blocks"])
         audit = (deployment.data_dir / "audit.jsonl").read_text()
         assert '"event": "revoked", "host": "host42", "was_connected": true' in audit
+
+
+async def test_revoke_without_the_admin_socket_still_cuts_the_agent_off(tmp_path: Path) -> None:
+    """Windows, or a socket the CLI cannot reach: the CLI only marks the database, and the running bot
+    notices by itself within its key re-check interval (5 s)."""
+    async with deploy(tmp_path, hosts=[SimulatedHost(name="host42")]) as deployment:
+        (deployment.data_dir / "admin.sock").unlink()
+        revoke = await Process.start(
+            "revoke", [str(BIN / "defender-bot"), "revoke", "host42"], env=deployment.env
+        )
+        assert await revoke.exited() == 0, revoke.output()
+        assert "host42 revoked" in revoke.output()
+        await deployment.bot.wait_for_line(r"agent host42 is revoked .*; closing its connection")
+        await deployment.agents["host42"].wait_for_line(r"server closed the connection: revoked")
+        await deployment.bot.wait_for_line(r"\(host42\) closed: unknown or revoked agent key")
+        response = await deployment.standin.send_slash_command(user=BOB, channel=CHANNEL, text="hosts")
+        assert response.json is not None
+        assert "revoked" in str(response.json["blocks"])
