@@ -29,6 +29,8 @@ TraceGrouping = Annotated[
     str, AfterValidator(lambda v: values.check_hex_mask(v, what="grouping", maximum=0x3FF))
 ]
 TraceLevel = Annotated[str, AfterValidator(lambda v: values.check_hex_mask(v, what="level", maximum=0x3F))]
+ThreatId = Annotated[int, Field(ge=1, le=2**63 - 1)]  # Get-MpThreatDetection's ThreatID is an Int64
+MAX_THREAT_IDS = 32
 
 
 class _Command(BaseModel):
@@ -185,7 +187,9 @@ class RestoreCommand(_Command):
 
     @model_validator(mode="after")
     def _one_form(self) -> RestoreCommand:
-        if (self.name is None) == (self.file_path is None):
+        if self.name is None and self.file_path is None:
+            raise ValueError("say what to restore: a threat name (--name) or a file path (--file)")
+        if self.name is not None and self.file_path is not None:
             raise ValueError("restore takes either --name <threat> or --file <path>, not both")
         if self.all_items and self.name is None:
             raise ValueError("--all goes with --name: restore <host> --name <threat> --all")
@@ -330,7 +334,11 @@ class StatusCommand(_PowerShellCommand):
 
 
 class ThreatsCommand(_PowerShellCommand):
+    """Every detection; with ``threat_ids`` (``Get-MpThreatDetection -ThreatID``) the agent keeps only
+    those threats' rows. The filter is applied to the parsed JSON: the script itself never changes."""
+
     action: Literal["threats"] = "threats"
+    threat_ids: tuple[ThreatId, ...] = Field(default=(), max_length=MAX_THREAT_IDS)
     script: ClassVar[str] = (
         "$d = @(Get-MpThreatDetection | Select-Object * -ExcludeProperty "
         "CimClass,CimInstanceProperties,CimSystemProperties); "

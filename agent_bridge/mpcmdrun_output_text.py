@@ -89,7 +89,8 @@ def find_failure(lines: tuple[str, ...]) -> Failure | None:
             if pattern is _FAILED_WITH_HR and "ERROR:" not in line[: match.start()].upper():
                 continue  # only MpCmdRun's own "ERROR: ... failed with hr=..." line counts
             hresult = hresults.parse_hresult(match["hr"])
-            if hresult < 0x80000000:  # S_OK or a success code: not an error
+            # S_OK or a success code is no error, except on the MAPS line, which says "failed" itself.
+            if hresult < 0x80000000 and pattern is not _MAPS_FAILED:
                 continue
             http = match.groupdict().get("http")
             return hresult_failure(hresult, http_code=int(http) if http else None, log_hint=log)

@@ -103,7 +103,7 @@ def interpret(command: StatusCommand | ThreatsCommand, run: RunResult) -> Outcom
         if not _only_noise(run.output):
             return _failed(_unexpected("it printed text that is not JSON"))
         if isinstance(command, ThreatsCommand):  # Get-MpThreatDetection prints nothing when clean
-            return _threats_outcome(ThreatsReport())
+            return _threats_outcome(ThreatsReport(), command)
         return _failed(_unexpected("Get-MpComputerStatus printed nothing"))
     if isinstance(command, StatusCommand):
         status = _status(found.value)
@@ -113,7 +113,7 @@ def interpret(command: StatusCommand | ThreatsCommand, run: RunResult) -> Outcom
     threats = _threats(found.value)
     if threats is None:
         return _failed(_unexpected("the JSON does not look like Get-MpThreatDetection output"))
-    return _threats_outcome(threats)
+    return _threats_outcome(threats, command)
 
 
 def status_summary(report: StatusReport) -> str:
@@ -153,8 +153,15 @@ def _on_off(value: bool | None, prop: str, report: StatusReport) -> str:
     return "on" if value else "off"
 
 
-def _threats_outcome(report: ThreatsReport) -> Outcome:
-    return Outcome(succeeded=True, summary=threats_summary(report), report=report)
+def _threats_outcome(report: ThreatsReport, command: ThreatsCommand) -> Outcome:
+    """``-ThreatID`` keeps only those threats' detections; the summary names the filter."""
+    if not command.threat_ids:
+        return Outcome(succeeded=True, summary=threats_summary(report), report=report)
+    wanted = set(command.threat_ids)
+    report = ThreatsReport(detections=tuple(d for d in report.detections if d.threat_id in wanted))
+    ids = ", ".join(str(i) for i in command.threat_ids)
+    which = f"threat {ids}" if len(command.threat_ids) == 1 else f"threats {ids}"
+    return Outcome(succeeded=True, summary=f"{threats_summary(report)} of {which}", report=report)
 
 
 def _failed(error: ErrorInfo) -> Outcome:

@@ -54,13 +54,24 @@ def check_windows_path(value: str, *, long_paths: bool = False, what: str = "pat
     refuse_option_like(value, what=what)
     limit = MAX_LONG_PATH if long_paths else MAX_PATH
     if len(value) > limit:
-        hint = "" if long_paths else " (this host does not allow long paths)"
+        hint = "" if long_paths else " (Windows' MAX_PATH; longer paths need long paths on the host)"
         raise ValueError(f"the {what} is {len(value)} characters long; at most {limit} fit{hint}")
     for ch in value:
         if unicodedata.category(ch) in {"Cc", "Cf"}:
             raise ValueError(f"the {what} contains the invisible character U+{ord(ch):04X}")
         if ch in _FORBIDDEN_IN_PATH:
             raise ValueError(f"the {what} contains {ch!r}, which Windows paths cannot contain")
+    if "/" in value:
+        # Windows reads '/' as a separator too: "C:\x/.." climbs out of C:\x. One spelling, checkable.
+        if any(part in {".", ".."} for part in re.split(r"[\\/]", value)):
+            raise ValueError(
+                f"the {what} '{value}' contains '.' or '..' (Windows reads '/' as '\\'); "
+                "give the resolved path"
+            )
+        raise ValueError(
+            f"the {what} '{value}' contains '/'; Windows reads it as '\\', so write the path with "
+            f"backslashes only: {value.replace('/', chr(92))}"
+        )
     if _DRIVE_PATH.match(value):
         rest = value[3:]
     elif value.startswith("\\\\"):

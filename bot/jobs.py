@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from agent_bridge import commands
 from agent_bridge.wire import JobResult
+from handlers import REGISTRY
 
 
 class JobState(enum.StrEnum):
@@ -96,11 +97,6 @@ class Job:
 
 
 def run_timeout(command: commands.AgentCommand) -> float:
-    """How long the agent lets the tool run before it kills the process tree."""
-    if isinstance(command, commands.ScanCommand):
-        if command.timeout_days is not None:
-            return command.timeout_days * 86400.0 + 600.0
-        return 7 * 86400.0 if command.scan_type is commands.ScanType.FULL else 86400.0
-    if isinstance(command, commands.UpdateCommand | commands.GetFilesCommand | commands.RollbackCommand):
-        return 1800.0
-    return 300.0
+    """How long the agent lets the tool run before it kills the process tree: the command's own
+    ``CommandSpec.timeout`` in the registry."""
+    return REGISTRY.timeout(command)

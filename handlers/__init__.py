@@ -5,10 +5,12 @@ Depends on :mod:`agent_bridge` only; the bot depends on this package, never the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from agent_bridge.commands import ACTIONS
 from handlers import checks, diagnostics, fleet, native, quarantine, scan, signatures, status
 from handlers import help as help_command
-from handlers.registry import Registry
-from handlers.results import Renderer
+from handlers.registry import Registry, Renderer
 
 REGISTRY = Registry(
     [
@@ -25,20 +27,8 @@ REGISTRY = Registry(
     ],
     refused=native.REFUSED_CMDLETS,
 )
+# Every typed command the agent can run belongs to exactly one command here (its timeout, renderer).
+REGISTRY.check_owns(ACTIONS)
 
 # Report kind → renderer of its details (the result's headline and error explanation are generic).
-RENDERERS: dict[str, Renderer] = {
-    "scan": scan.render,
-    "cancel": scan.render_cancel,
-    "update": signatures.render_update,
-    "rollback": signatures.render_rollback,
-    "dynsig": signatures.render_dynsig,
-    "quarantine": quarantine.render_quarantine,
-    "restore": quarantine.render_restore,
-    "exclusion": checks.render_exclusion,
-    "maps": checks.render_maps,
-    "getfiles": diagnostics.render_getfiles,
-    "trace": diagnostics.render_trace,
-    "status": status.render_status,
-    "threats": status.render_threats,
-}
+RENDERERS: Mapping[str, Renderer] = REGISTRY.renderers

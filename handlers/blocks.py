@@ -1,8 +1,9 @@
 """Block Kit within Slack's limits, so a long result never becomes an error from Slack.
 
 Limits (Slack's Block Kit reference): 3,000 characters of text per section, 50 blocks per message,
-10 fields of 2,000 characters, 10 context elements. Output that does not fit goes into a file in the
-thread instead; the message keeps a summary and the tail.
+10 fields of 2,000 characters, 10 context elements, no empty texts. Output that does not fit goes into
+a file in the thread instead; the message keeps a summary and the tail. Every message a command renders
+passes through :func:`fit`, which enforces all of these whatever a renderer produced.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ BLOCKS_MAX = 50
 FIELD_MAX = 2000
 FIELDS_MAX = 10
 CONTEXT_MAX = 10
+TEXT_MAX = 3000  # the message's fallback text: Slack allows 40,000, notifications show far less
 
 Block = dict[str, Any]
 
@@ -24,6 +26,15 @@ class Attachment:
     filename: str
     content: str
     title: str
+
+
+@dataclass(frozen=True)
+class Details:
+    """What a report's renderer adds under the headline. ``shortened``: a list was cut to fit, and the
+    blocks say so ("…and 16 more"); the full text then goes in a file in the thread."""
+
+    blocks: list[Block] = field(default_factory=list)
+    shortened: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,10 +94,51 @@ def code_sections(text: str, *, budget: int) -> list[Block]:
     return [section(f"```{chunk.rstrip()}```") for chunk in chunks[:budget] if chunk.strip()]
 
 
+def more(count: int, noun: str) -> Block:
+    """The line that says a list was cut short; the full list is in the file attached to the reply."""
+    return context(f"…and {count} more {noun} (full list in the attached file).")
+
+
+def sane(blocks: list[Block]) -> list[Block]:
+    """Blocks Slack accepts: no empty texts or field lists, texts and element counts within limits."""
+    kept: list[Block] = []
+    for block in blocks:
+        block = dict(block)
+        if block.get("type") == "section":
+            text = block.get("text")
+            if isinstance(text, dict):
+                text = {**text, "text": clip(str(text.get("text", "")), SECTION_MAX)}
+                block["text"] = text
+                if not text["text"]:
+                    del block["text"]
+            items = [
+                {**item, "text": clip(str(item.get("text", "")), FIELD_MAX)}
+                for item in block.get("fields", [])[:FIELDS_MAX]
+                if item.get("text")
+            ]
+            block.pop("fields", None)
+            if items:
+                block["fields"] = items
+            if "text" not in block and "fields" not in block:
+                continue
+        elif block.get("type") == "context":
+            elements = [e for e in block.get("elements", []) if e.get("text")][:CONTEXT_MAX]
+            if not elements:
+                continue
+            block["elements"] = [{**e, "text": clip(str(e["text"]), SECTION_MAX)} for e in elements]
+        kept.append(block)
+    return kept
+
+
 def fit(rendered: Rendered, *, raw: str, filename: str) -> Rendered:
-    """Keep a message under the block limit; if anything had to go, put the full text in a file."""
-    if len(rendered.blocks) <= BLOCKS_MAX and rendered.attachment is None:
-        return rendered
-    note = context(f"Too long for one message: the full output is in the attached file `{filename}`.")
-    blocks = [*rendered.blocks[: BLOCKS_MAX - 1], note]
-    return Rendered(rendered.text, blocks, Attachment(filename, raw, title=filename))
+    """Keep a message within Block Kit's limits; if blocks had to go, put the full text in a file.
+
+    The last block (a result's footer) is kept: what goes is taken from just before it.
+    """
+    blocks = sane(rendered.blocks)
+    attachment = rendered.attachment
+    if len(blocks) > BLOCKS_MAX:
+        note = context(f"Too long for one message: the full output is in the attached file `{filename}`.")
+        blocks = [*blocks[: BLOCKS_MAX - 2], note, blocks[-1]]
+        attachment = attachment or Attachment(filename, raw, title=filename)
+    return Rendered(clip(rendered.text, TEXT_MAX), blocks, attachment)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from agent_bridge.commands import ExclusionCheckCommand, MapsCheckCommand
 from agent_bridge.reports import ExclusionReport, MapsReport
-from handlers.blocks import Block, escape, section
+from handlers.blocks import Details, escape, section
 from handlers.forms import host_args, host_only
 from handlers.grammar import Words
 from handlers.registry import CommandSpec, HostAction
@@ -24,6 +24,21 @@ def parse_exclusion(words: Words) -> HostAction:
     )
 
 
+def render_exclusion(report: ExclusionReport) -> Details:
+    device = f" ({escape(report.device_path)})" if report.device_path else ""
+    if report.excluded:
+        text = f":warning: `{escape(report.path)}`{device} *is excluded*: Defender does not scan it."
+    else:
+        text = f":white_check_mark: `{escape(report.path)}`{device} is *not excluded*: Defender scans it."
+    return Details([section(text)])
+
+
+def render_maps(report: MapsReport) -> Details:
+    if report.connected:
+        return Details([section(":cloud: Connected to MAPS (cloud-delivered protection works).")])
+    return Details()  # the error explanation says why not
+
+
 EXCLUSION = CommandSpec(
     name="exclusion",
     summary="Check whether a path is excluded from Defender scans",
@@ -31,29 +46,15 @@ EXCLUSION = CommandSpec(
     example=EXCLUSION_EXAMPLE,
     policy_names=("exclusion",),
     parse=parse_exclusion,
+    makes=(ExclusionCheckCommand,),
+    renderer=render_exclusion,
 )
 
 MAPS = host_only(
     name="maps",
     summary="Check the host's connection to Microsoft's cloud protection (MAPS)",
     command=MapsCheckCommand,
+    renderer=render_maps,
 )
 
 SPECS = (EXCLUSION, MAPS)
-
-
-def render_exclusion(report: ExclusionReport) -> list[Block]:
-    device = f" ({escape(report.device_path)})" if report.device_path else ""
-    if report.excluded:
-        return [
-            section(f":warning: `{escape(report.path)}`{device} *is excluded*: Defender does not scan it.")
-        ]
-    return [
-        section(f":white_check_mark: `{escape(report.path)}`{device} is *not excluded*: Defender scans it.")
-    ]
-
-
-def render_maps(report: MapsReport) -> list[Block]:
-    if report.connected:
-        return [section(":cloud: Connected to MAPS (cloud-delivered protection works).")]
-    return []  # the error explanation says why not

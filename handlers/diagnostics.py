@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from agent_bridge.commands import GetFilesCommand, TraceCommand
 from agent_bridge.reports import GetFilesReport, TraceReport
-from handlers.blocks import Block, escape, section
+from handlers.blocks import Details, escape, section
 from handlers.forms import host_args
 from handlers.grammar import Flag, Words
 from handlers.registry import CommandSpec, HostAction
@@ -26,6 +26,13 @@ def parse_trace(words: Words) -> HostAction:
     return HostAction(parsed.host, command, parsed.reason)
 
 
+def render_trace(report: TraceReport) -> Details:
+    lines = [escape(report.message)] if report.message else []
+    if report.trace_path:
+        lines.append(f"Trace file: `{escape(report.trace_path)}`")
+    return Details([section("\n".join(lines))] if lines else [])
+
+
 TRACE = CommandSpec(
     name="trace",
     summary="Start Defender diagnostic tracing (groups 0x1-0x3FF, levels 0x1-0x3F)",
@@ -33,6 +40,8 @@ TRACE = CommandSpec(
     example=TRACE_EXAMPLE,
     policy_names=("trace",),
     parse=parse_trace,
+    makes=(TraceCommand,),
+    renderer=render_trace,
 )
 
 GETFILES_FORMS = ("getfiles <host> [--to <dir>]", "getfiles <host> --diagtrack")
@@ -50,6 +59,10 @@ def parse_getfiles(words: Words) -> HostAction:
     return HostAction(parsed.host, command, parsed.reason)
 
 
+def render_getfiles(report: GetFilesReport) -> Details:
+    return Details([section(f":package: Support files collected on the host: `{escape(report.cab_path)}`")])
+
+
 GETFILES = CommandSpec(
     name="getfiles",
     summary="Collect Defender's support files into a cab on the host",
@@ -57,17 +70,9 @@ GETFILES = CommandSpec(
     example="getfiles host42 --to C:\\Support",
     policy_names=("getfiles",),
     parse=parse_getfiles,
+    makes=(GetFilesCommand,),
+    timeout=1800.0,  # collecting event logs and building the cab takes minutes
+    renderer=render_getfiles,
 )
 
 SPECS = (TRACE, GETFILES)
-
-
-def render_getfiles(report: GetFilesReport) -> list[Block]:
-    return [section(f":package: Support files collected on the host: `{escape(report.cab_path)}`")]
-
-
-def render_trace(report: TraceReport) -> list[Block]:
-    lines = [escape(report.message)] if report.message else []
-    if report.trace_path:
-        lines.append(f"Trace file: `{escape(report.trace_path)}`")
-    return [section("\n".join(lines))] if lines else []

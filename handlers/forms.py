@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from agent_bridge.commands import AgentCommand
 from handlers.errors import UsageError
 from handlers.grammar import Arguments, Flag, Words, host_argument, parse_arguments
-from handlers.registry import CommandSpec, HostAction
+from handlers.registry import DEFAULT_TIMEOUT, CommandSpec, HostAction, Renderer, Timeout
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,14 @@ def one_of(args: Arguments, names: tuple[str, ...], *, forms: tuple[str, ...], e
     return given[0] if given else None
 
 
-def host_only(*, name: str, summary: str, command: Callable[[], AgentCommand]) -> CommandSpec:
+def host_only(
+    *,
+    name: str,
+    summary: str,
+    command: Callable[[], AgentCommand],
+    renderer: Renderer,
+    timeout: Timeout = DEFAULT_TIMEOUT,
+) -> CommandSpec:
     """A command that takes a host and nothing else (``maps <host>``, ``status <host>``...)."""
     forms = (f"{name} <host>",)
     example = f"{name} host42"
@@ -71,4 +78,7 @@ def host_only(*, name: str, summary: str, command: Callable[[], AgentCommand]) -
         example=example,
         policy_names=(made.policy_name,),
         parse=parse,
+        makes=(type(made),),
+        timeout=timeout,
+        renderer=renderer,
     )

@@ -4,6 +4,11 @@ Slack escapes ``& < >`` as entities and wraps things that look like links or men
 phones and Macs turn quotes into smart quotes and ``--`` into a dash. We undo all of that first, then
 split into words: quotes group words (a path with spaces), backslashes stay literal (Windows paths),
 and ``--reason`` takes the rest of the line verbatim.
+
+A dash-like character (en dash, em dash, minus sign... see ``DASHES``) at the start of an unquoted word,
+before a letter, was an option prefix mangled by a keyboard or a copy-paste: it reads as ``--`` in chat
+forms and as ``-`` in native MpCmdRun and PowerShell forms (``-Scan -ScanType 2`` typed with en dashes).
+Quoted text is never rewritten.
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ _SMART = str.maketrans(
         "\ufeff": None,
     }
 )
-_DASH_FLAG = re.compile(r"(^|\s)[\u2012\u2013\u2014\u2015\u2212](?=[A-Za-z])")
+# Hyphen, non-breaking hyphen, figure/en/em dash, horizontal bar, minus sign, small and full-width forms.
+DASHES = frozenset("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d")
+_ASCII_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 REASON_FLAG = "--reason"
 
 
@@ -56,9 +63,8 @@ def decode_slack(text: str) -> str:
 
 
 def normalise(text: str) -> str:
-    """Straighten smart quotes and spaces; a dash that starts a word was meant as ``--``."""
-    text = text.translate(_SMART)
-    return _DASH_FLAG.sub(lambda m: m.group(1) + "--", text).strip()
+    """Straighten smart quotes and unusual spaces, drop zero-width characters (dashes: see ``split``)."""
+    return text.translate(_SMART).strip()
 
 
 @dataclass(frozen=True)
@@ -67,21 +73,51 @@ class Words:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class Token:
+    """One word as typed. ``dashed``: it began with an unquoted dash-like character, dropped from
+    ``text``, that the command's syntax turns into its own option prefix."""
+
+    text: str
+    dashed: bool = False
+
+
+def split_tokens(raw: str) -> tuple[list[Token], str | None]:
+    """Slack's text → tokens and the ``--reason`` text, if any."""
+    return _split(normalise(decode_slack(raw)))
+
+
+def words_of(tokens: Iterable[Token], reason: str | None, *, dash: str) -> Words:
+    """Tokens → words, a dashed token getting ``dash`` (``"--"`` for chat, ``"-"`` for native) in front."""
+    return Words(tuple(dash + t.text if t.dashed else t.text for t in tokens), reason)
+
+
 def split(text: str) -> Words:
-    """Split decoded, normalised text into words. ``--reason`` swallows the rest of the line."""
-    words: list[str] = []
+    """Split decoded, normalised text into chat words. ``--reason`` swallows the rest of the line."""
+    tokens, reason = _split(text)
+    return words_of(tokens, reason, dash="--")
+
+
+def _is_reason(text: str, i: int, flag: str) -> bool:
+    end = i + len(flag)
+    return text.startswith(flag, i) and (end == len(text) or text[end].isspace())
+
+
+def _split(text: str) -> tuple[list[Token], str | None]:
+    tokens: list[Token] = []
     i, n = 0, len(text)
     while i < n:
         if text[i].isspace():
             i += 1
             continue
-        if text.startswith(REASON_FLAG, i) and (
-            i + len(REASON_FLAG) == n or text[i + len(REASON_FLAG)].isspace()
-        ):
-            reason = text[i + len(REASON_FLAG) :].strip()
+        dashed = text[i] in DASHES and i + 1 < n and text[i + 1] in _ASCII_LETTERS
+        if _is_reason(text, i, REASON_FLAG) or (dashed and _is_reason(text, i + 1, "reason")):
+            reason = text[i + (len(REASON_FLAG) if not dashed else 1 + len("reason")) :].strip()
             if not reason:
                 raise UsageError("`--reason` needs some text after it: `--reason suspected phishing`")
-            return Words(tuple(words), reason)
+            return tokens, reason
+        if dashed:
+            i += 1
         word: list[str] = []
         while i < n and not text[i].isspace():
             if text[i] in "\"'":
@@ -96,12 +132,14 @@ def split(text: str) -> Words:
             else:
                 word.append(text[i])
                 i += 1
-        words.append("".join(word))
-    return Words(tuple(words))
+        tokens.append(Token("".join(word), dashed))
+    return tokens, None
 
 
 def tokenize(raw: str) -> Words:
-    return split(normalise(decode_slack(raw)))
+    """Slack's text → chat words (a leading dash-like character read as ``--``)."""
+    tokens, reason = split_tokens(raw)
+    return words_of(tokens, reason, dash="--")
 
 
 @dataclass(frozen=True)

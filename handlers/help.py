@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
-from handlers.blocks import Rendered, context, section
+from handlers.blocks import Rendered, context, fit, section
 from handlers.errors import UsageError
 from handlers.grammar import Words
 from handlers.registry import BotQuery, CommandSpec, Registry
 
-FORMS = ("help", "help <command>")
+FORMS = ("help", "help <command> [<subcommand or option>]")
+MAX_TOPIC_WORDS = 3  # "help dynsig list", "help restore --file"
 
 
 def parse(words: Words) -> BotQuery:
-    if len(words.words) > 1:
-        raise UsageError("`help` takes at most one command name.", usage=FORMS, example="help scan")
-    return BotQuery(name="help", policy_name="help", argument=words.words[0] if words.words else None)
+    if len(words.words) > MAX_TOPIC_WORDS:
+        raise UsageError(
+            "`help` takes a command name and at most two words of it, such as `help dynsig list`.",
+            usage=FORMS,
+            example="help scan",
+        )
+    return BotQuery(name="help", policy_name="help", argument=" ".join(words.words) or None)
 
 
 SPEC = CommandSpec(
@@ -31,7 +37,8 @@ SPEC = CommandSpec(
 def render_help(registry: Registry, topic: str | None, *, may_run: Callable[[str], bool]) -> Rendered:
     """``may_run(policy_name)`` answers from the access policy, so help lists only what works for you."""
     if topic is not None:
-        return _render_one(registry.lookup(topic), may_run=may_run)
+        name, *narrower = topic.split()
+        return _render_one(registry.lookup(name), narrower, may_run=may_run)
     usable = [s for s in registry if not s.native and any(may_run(p) for p in s.policy_names)]
     lines = [f"• `/defender {spec.forms[0]}` — {spec.summary}" for spec in usable]
     natives = [s.name for s in registry if s.native and any(may_run(p) for p in s.policy_names)]
@@ -43,11 +50,20 @@ def render_help(registry: Registry, topic: str | None, *, may_run: Callable[[str
             context("You have no other commands here; ask a fleet admin for a grant in the access policy.")
         )
     blocks.append(context("`/defender help <command>` shows the forms of one command and an example."))
-    return Rendered(text="Defender commands you can run", blocks=blocks)
+    return fit(Rendered(text="Defender commands you can run", blocks=blocks), raw="", filename="help.txt")
 
 
-def _render_one(spec: CommandSpec, *, may_run: Callable[[str], bool]) -> Rendered:
-    forms = "\n".join(f"`/defender {form}`" for form in spec.forms)
+def _render_one(spec: CommandSpec, narrower: list[str], *, may_run: Callable[[str], bool]) -> Rendered:
+    """``narrower`` (``["list"]`` in ``help dynsig list``) keeps the forms that spell those words."""
+    shown = [f for f in spec.forms if all(w.lower() in _words(f) for w in narrower)]
+    if not shown:
+        wanted = " ".join(narrower)
+        raise UsageError(
+            f"`{spec.name}` has no form with `{wanted}`.", usage=spec.forms, example=f"help {spec.name}"
+        )
+    forms = "\n".join(f"`/defender {form}`" for form in shown)
+    fits = all(w.lower() in _words(spec.example) for w in narrower)  # "help dynsig add": not "dynsig list"
+    example = f"\nExample: `/defender {spec.example}`" if fits else ""
     allowed = [p for p in spec.policy_names if may_run(p)]
     access = (
         "You may run this here."
@@ -57,7 +73,12 @@ def _render_one(spec: CommandSpec, *, may_run: Callable[[str], bool]) -> Rendere
         else "The access policy does not let you run this here."
     )
     blocks = [
-        section(f"*{spec.name}* — {spec.summary}\n{forms}\nExample: `/defender {spec.example}`"),
+        section(f"*{spec.name}* — {spec.summary}\n{forms}{example}"),
         context(access),
     ]
-    return Rendered(text=f"How to use {spec.name}", blocks=blocks)
+    return fit(Rendered(text=f"How to use {spec.name}", blocks=blocks), raw="", filename="help.txt")
+
+
+def _words(form: str) -> set[str]:
+    """The literal words of a usage line: ``[--to <dir>]`` gives ``--to`` and ``dir``."""
+    return set(re.findall(r"[\w.\-]+", form.lower()))

@@ -31,7 +31,7 @@ from agent_bridge.commands import (
 from handlers.errors import UsageError
 from handlers.grammar import Words, host_argument
 from handlers.registry import CommandSpec, HostAction
-from handlers.validation import build
+from handlers.validation import build, whole_number
 
 # ---- MpCmdRun -------------------------------------------------------------------------------------
 
@@ -136,17 +136,25 @@ def _scan(opts: dict[str, str | None]) -> AgentCommand:
         raise _usage(
             f"`-ScanType {raw_type}` is not valid; use 0 (default), 1 (quick), 2 (full) or 3 (custom)."
         )
+    scan_type = types[raw_type]
+    if scan_type is ScanType.CUSTOM and "file" not in opts:
+        raise _usage("`-ScanType 3` (custom) needs `-File <path>`: `-Scan -ScanType 3 -File C:\\folder`.")
+    custom_only = [name for name in ("file", "disableremediation", "bootsectorscan") if name in opts]
+    if scan_type is not ScanType.CUSTOM and custom_only:
+        listed = " and ".join(f"`-{_SPELLING[name]}`" for name in custom_only)
+        raise _usage(f"{listed} go with a custom scan: `-Scan -ScanType 3 -File <path>`.")
     timeout = opts.get("timeout")
-    if timeout is not None and not timeout.isdigit():
-        raise _usage(f"`-Timeout {timeout}` must be a number of days from 1 to 30.")
+    days = whole_number(timeout, 1, 30) if timeout is not None else None
+    if timeout is not None and days is None:
+        raise _usage(f"`-Timeout {timeout}` must be a whole number of days from 1 to 30, such as `3`.")
     return build(
         ScanCommand,
         _usage,
-        scan_type=types[raw_type],
+        scan_type=scan_type,
         path=opts.get("file"),
         disable_remediation="disableremediation" in opts,
         boot_sector="bootsectorscan" in opts,
-        timeout_days=int(timeout) if timeout else None,
+        timeout_days=days,
         cpu_throttling="cputhrottling" in opts,
     )
 
@@ -180,6 +188,15 @@ def _restore(opts: dict[str, str | None]) -> AgentCommand:
     if "listall" in opts:
         _take(opts, {"listall"}, "Restore -ListAll")
         return QuarantineListCommand()
+    if "name" not in opts and "filepath" not in opts:
+        raise _usage(
+            "`-Restore` needs `-ListAll` (list the quarantine), `-Name <threat>` or `-FilePath <path>`: "
+            "`-Restore -Name Virus:DOS/EICAR_Test_File [-All] [-Path <dir>]`."
+        )
+    if "name" in opts and "filepath" in opts:
+        raise _usage("Use `-Name <threat>` or `-FilePath <path>` with `-Restore`, not both.")
+    if "all" in opts and "name" not in opts:
+        raise _usage("`-All` goes with `-Name`: `-Restore -Name <threat> -All`.")
     return build(
         RestoreCommand,
         _usage,
@@ -229,6 +246,9 @@ def _remove_dynsig(opts: dict[str, str | None]) -> AgentCommand:
     return build(DynamicSignatureRemoveCommand, _usage, set_id=opts["signaturesetid"])
 
 
+# How MpCmdRun's documentation writes the options we name in messages.
+_SPELLING = {"file": "File", "disableremediation": "DisableRemediation", "bootsectorscan": "BootSectorScan"}
+
 _MPCMDRUN: dict[str, Callable[[dict[str, str | None]], AgentCommand]] = {
     "scan": _scan,
     "signatureupdate": _update,
@@ -275,18 +295,28 @@ MPCMDRUN = CommandSpec(
 # ---- Defender PowerShell cmdlets -----------------------------------------------------------------
 
 
-def _cmdlet_options(words: tuple[str, ...], spec: CommandSpec, valued: set[str]) -> dict[str, str]:
-    """PowerShell parameters: ``-Name value``, case-insensitive; switches are not used by these cmdlets."""
-    options: dict[str, str] = {}
+def _cmdlet_options(
+    words: tuple[str, ...], spec: CommandSpec, valued: set[str], switches: frozenset[str] = frozenset()
+) -> dict[str, str | None]:
+    """PowerShell parameters: ``-Name value`` or a ``-Switch``, names case-insensitive."""
+    options: dict[str, str | None] = {}
     i = 0
     while i < len(words):
         word = words[i]
         if not word.startswith("-") or len(word) < 2:
             raise spec.usage_error(f"`{word}` is not a parameter; parameters start with `-`.")
         name = word[1:].lower()
+        if name in options:
+            raise spec.usage_error(f"`{word}` is given twice.")
+        if name in switches:
+            options[name] = None
+            i += 1
+            continue
         if name not in valued:
-            allowed = ", ".join(f"`-{v}`" for v in sorted(valued)) or "none"
-            raise spec.usage_error(f"`{word}` is not a parameter we accept here (accepted: {allowed}).")
+            accepted = sorted(f"`-{_CMDLET_SPELLING.get(v, v)}`" for v in valued | switches)
+            raise spec.usage_error(
+                f"`{word}` is not a parameter we accept here (accepted: {', '.join(accepted) or 'none'})."
+            )
         if i + 1 >= len(words) or words[i + 1].startswith(("-", "/")):
             raise spec.usage_error(f"`{word}` needs a value.")
         options[name] = words[i + 1]
@@ -294,14 +324,21 @@ def _cmdlet_options(words: tuple[str, ...], spec: CommandSpec, valued: set[str])
     return options
 
 
-START_FORMS = ("Start-MpScan <host> [-ScanType QuickScan|FullScan|CustomScan] [-ScanPath <path>]",)
+_CMDLET_SPELLING = {
+    "scantype": "ScanType", "scanpath": "ScanPath", "asjob": "AsJob", "updatesource": "UpdateSource",
+    "threatid": "ThreatID",
+}  # fmt: skip
+
+START_FORMS = ("Start-MpScan <host> [-ScanType QuickScan|FullScan|CustomScan] [-ScanPath <path>] [-AsJob]",)
 
 
 def parse_start_mpscan(words: Words) -> HostAction:
+    """``-AsJob`` is accepted and changes nothing: every job already runs in the background on the
+    agent, and its result lands in the thread when it is done."""
     host = host_argument(
         words.words[0] if words.words else None, usage=START_FORMS, example="Start-MpScan host42"
     )
-    opts = _cmdlet_options(words.words[1:], START_MPSCAN, {"scantype", "scanpath"})
+    opts = _cmdlet_options(words.words[1:], START_MPSCAN, {"scantype", "scanpath"}, frozenset({"asjob"}))
     kinds = {"quickscan": ScanType.QUICK, "fullscan": ScanType.FULL, "customscan": ScanType.CUSTOM}
     raw = opts.get("scantype")
     if raw is not None and raw.lower() not in kinds:
@@ -312,6 +349,8 @@ def parse_start_mpscan(words: Words) -> HostAction:
     scan_type = kinds[raw.lower()] if raw else (ScanType.CUSTOM if path else ScanType.QUICK)
     if path is not None and scan_type is not ScanType.CUSTOM:
         raise START_MPSCAN.usage_error("`-ScanPath` goes with `-ScanType CustomScan`.")
+    if path is None and scan_type is ScanType.CUSTOM:
+        raise START_MPSCAN.usage_error("`-ScanType CustomScan` needs `-ScanPath <path>`.")
     command = build(ScanCommand, START_MPSCAN.usage_error, scan_type=scan_type, path=path)
     return HostAction(host, command, words.reason)
 
@@ -327,6 +366,11 @@ START_MPSCAN = CommandSpec(
 )
 
 UPDATE_FORMS = ("Update-MpSignature <host> [-UpdateSource MMPC|FileShares]",)
+# Sources Update-MpSignature knows but MpCmdRun (what the agent runs) cannot be told to use alone.
+_HOST_ORDER_ONLY = {
+    "internaldefinitionupdateserver": "WSUS (InternalDefinitionUpdateServer)",
+    "microsoftupdateserver": "Microsoft Update (MicrosoftUpdateServer)",
+}
 
 
 def parse_update_mpsignature(words: Words) -> HostAction:
@@ -337,10 +381,17 @@ def parse_update_mpsignature(words: Words) -> HostAction:
     source = opts.get("updatesource")
     sources = {None: UpdateSource.DEFAULT, "mmpc": UpdateSource.MMPC, "fileshares": UpdateSource.UNC}
     key = source.lower() if source else None
+    if key in _HOST_ORDER_ONLY:
+        raise UPDATE_MPSIGNATURE.usage_error(
+            f"`-UpdateSource {source}` cannot be forced from here: the agent runs MpCmdRun, which can only "
+            f"force MMPC (`-MMPC`) or a file share (`-UNC`). {_HOST_ORDER_ONLY[key]} is used through the "
+            "host's own fallback order (SignatureFallbackOrder): leave `-UpdateSource` out, "
+            "or use `update <host>`."
+        )
     if key not in sources:
         raise UPDATE_MPSIGNATURE.usage_error(
-            f"`-UpdateSource {source}` is not offered; use MMPC or FileShares, or leave it out to follow "
-            f"the host's own fallback order (`update <host>`)."
+            f"`-UpdateSource {source}` is not a source Update-MpSignature knows; use MMPC or FileShares, "
+            "or leave it out to follow the host's own fallback order (`update <host>`)."
         )
     return HostAction(host, UpdateCommand(source=sources[key]), words.reason)
 
@@ -380,8 +431,36 @@ def _no_parameters(spec_name: str, command: Callable[[], AgentCommand], chat: st
     )
 
 
+DETECTION_FORMS = ("Get-MpThreatDetection <host> [-ThreatID <id>[,<id>...]]",)
+
+
+def parse_get_mpthreatdetection(words: Words) -> HostAction:
+    """``-ThreatID`` takes one id or a comma-separated list (PowerShell's ``Int64[]``)."""
+    host = host_argument(
+        words.words[0] if words.words else None, usage=DETECTION_FORMS, example="Get-MpThreatDetection host42"
+    )
+    opts = _cmdlet_options(words.words[1:], GET_DETECTIONS, {"threatid"})
+    raw = opts.get("threatid")
+    ids = [] if raw is None else [whole_number(part.strip(), 1, 2**63 - 1) for part in raw.split(",")]
+    if None in ids:
+        raise GET_DETECTIONS.usage_error(
+            f"`-ThreatID {raw}` must be threat ids (whole numbers such as 2147519003) separated by commas; "
+            "`threats <host>` shows them."
+        )
+    command = build(ThreatsCommand, GET_DETECTIONS.usage_error, threat_ids=tuple(dict.fromkeys(ids)))
+    return HostAction(host, command, words.reason)
+
+
 GET_STATUS = _no_parameters("Get-MpComputerStatus", StatusCommand, "status")
-GET_DETECTIONS = _no_parameters("Get-MpThreatDetection", ThreatsCommand, "threats")
+GET_DETECTIONS = CommandSpec(
+    name="Get-MpThreatDetection",
+    summary="PowerShell's Get-MpThreatDetection, run as `threats` (optionally for some threat ids)",
+    forms=DETECTION_FORMS,
+    example="Get-MpThreatDetection host42 -ThreatID 2147519003",
+    policy_names=("threats",),
+    parse=parse_get_mpthreatdetection,
+    native=True,
+)
 
 # Cmdlets of the Defender module we refuse by name, with what to use instead.
 REFUSED_CMDLETS = {

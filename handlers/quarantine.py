@@ -6,15 +6,11 @@ from datetime import UTC, datetime
 
 from agent_bridge.commands import QuarantineListCommand, RestoreCommand
 from agent_bridge.reports import QuarantineReport, RestoreReport
-from handlers.blocks import Block, escape, section
+from handlers.blocks import Block, Details, escape, more, section
 from handlers.forms import host_args, host_only
 from handlers.grammar import Flag, Words
 from handlers.registry import CommandSpec, HostAction
 from handlers.validation import build
-
-QUARANTINE = host_only(
-    name="quarantine", summary="List what Defender has quarantined on a host", command=QuarantineListCommand
-)
 
 RESTORE_FORMS = (
     "restore <host> --name <threat> [--all] [--to <dir>]",
@@ -47,37 +43,30 @@ def parse_restore(words: Words) -> HostAction:
     return HostAction(parsed.host, command, parsed.reason)
 
 
-RESTORE = CommandSpec(
-    name="restore",
-    summary="Restore a quarantined item in place, or copy it out with --to",
-    forms=RESTORE_FORMS,
-    example=RESTORE_EXAMPLE,
-    policy_names=("restore",),
-    parse=parse_restore,
-)
-
-SPECS = (QUARANTINE, RESTORE)
-MAX_ITEMS = 40
+MAX_ITEMS = 30  # one block each: with the rest of a result, inside 50 blocks
+MAX_FILES = 10  # per threat or restore
 
 
-def render_quarantine(report: QuarantineReport) -> list[Block]:
+def render_quarantine(report: QuarantineReport) -> Details:
     if not report.items:
-        return [section("Quarantine is empty.")]
+        return Details([section("Quarantine is empty.")])
     blocks: list[Block] = []
     for item in report.items[:MAX_ITEMS]:
         lines = [f"*{escape(item.threat)}*"]
-        for file in item.files:
+        for file in item.files[:MAX_FILES]:
             when = _readable(file.quarantined_at_iso) or file.quarantined_at
             lines.append(f"• {escape(file.kind)} `{escape(file.path)}` — quarantined {escape(when)}")
+        if len(item.files) > MAX_FILES:
+            lines.append(f"• …and {len(item.files) - MAX_FILES} more files")
         blocks.append(section("\n".join(lines)))
-    if len(report.items) > MAX_ITEMS:
-        blocks.append(
-            section(f"…and {len(report.items) - MAX_ITEMS} more threats (see the attached output).")
-        )
-    return blocks
+    hidden = len(report.items) - MAX_ITEMS
+    if hidden > 0:
+        blocks.append(more(hidden, "threat" if hidden == 1 else "threats"))
+    shortened = hidden > 0 or any(len(item.files) > MAX_FILES for item in report.items)
+    return Details(blocks, shortened=shortened)
 
 
-def render_restore(report: RestoreReport) -> list[Block]:
+def render_restore(report: RestoreReport) -> Details:
     where = (
         f" to `{escape(report.destination)}` (a copy; the item stays quarantined)"
         if report.destination
@@ -88,11 +77,34 @@ def render_restore(report: RestoreReport) -> list[Block]:
         mark = (
             ":white_check_mark: restored"
             if file.restored
-            else f":x: not restored ({file.hresult or 'error'})"
+            else f":x: not restored ({escape(file.hresult or 'error')})"
         )
         lines.append(f"• `{escape(file.path)}` ({escape(file.threat)}) — {mark}")
-    head = f"Restore{where}:"
-    return [section(head + ("\n" + "\n".join(lines) if lines else " nothing matched."))]
+    blocks = [section(f"Restore{where}:" + ("\n" + "\n".join(lines) if lines else " nothing matched."))]
+    hidden = len(report.files) - MAX_ITEMS
+    if hidden > 0:
+        blocks.append(more(hidden, "files"))
+    return Details(blocks, shortened=hidden > 0)
+
+
+QUARANTINE = host_only(
+    name="quarantine",
+    summary="List what Defender has quarantined on a host",
+    command=QuarantineListCommand,
+    renderer=render_quarantine,
+)
+RESTORE = CommandSpec(
+    name="restore",
+    summary="Restore a quarantined item in place, or copy it out with --to",
+    forms=RESTORE_FORMS,
+    example=RESTORE_EXAMPLE,
+    policy_names=("restore",),
+    parse=parse_restore,
+    makes=(RestoreCommand,),
+    renderer=render_restore,
+)
+
+SPECS = (QUARANTINE, RESTORE)
 
 
 def _readable(iso: str | None) -> str | None:

@@ -1,13 +1,14 @@
 """A finished job's result as a Slack thread reply: verdict, the parsed report, the error explained.
 
-Each report kind has its renderer in its command's module; this module adds what every result has
-(status line, error explanation, the tail of the raw output) and keeps it within Block Kit's limits.
+Each report kind has its renderer on its command's :class:`~handlers.registry.CommandSpec`; this module
+adds what every result has (status line, error explanation, the tail of the raw output) and keeps the
+whole message within Block Kit's limits. Whenever something is left out, the full text goes in a file
+in the thread, so nothing a tool said is lost.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Mapping
 
 from agent_bridge.reports import ErrorInfo
 from agent_bridge.wire import JobResult
@@ -15,6 +16,7 @@ from handlers.blocks import (
     BLOCKS_MAX,
     Attachment,
     Block,
+    Details,
     Rendered,
     code_sections,
     context,
@@ -22,8 +24,7 @@ from handlers.blocks import (
     fit,
     section,
 )
-
-Renderer = Callable[[Any], list[Block]]
+from handlers.registry import Renderer
 
 STATUS_ICONS = {
     "succeeded": ":white_check_mark:",
@@ -32,10 +33,15 @@ STATUS_ICONS = {
     "cancelled": ":no_entry_sign:",
 }
 OUTPUT_PREVIEW = 1500  # characters of raw output shown inline; the rest goes in a file
+PREVIEW_BLOCKS = 2
 
 
 def render_error(error: ErrorInfo) -> list[Block]:
-    code = f" (`{error.hresult}`{' ' + error.name if error.name else ''})" if error.hresult else ""
+    code = (
+        f" (`{escape(error.hresult)}`{' ' + escape(error.name) if error.name else ''})"
+        if error.hresult
+        else ""
+    )
     http = f", HTTP {error.http_code}" if error.http_code else ""
     lines = [
         f"*{escape(error.title)}*{code}{http}",
@@ -49,37 +55,58 @@ def render_error(error: ErrorInfo) -> list[Block]:
 
 
 def render_result(
-    result: JobResult, *, host: str, renderers: dict[str, Renderer], show_output: bool = True
+    result: JobResult, *, host: str, renderers: Mapping[str, Renderer], show_output: bool = True
 ) -> Rendered:
     outcome = result.outcome
-    icon = STATUS_ICONS[result.status]
-    headline = f"{icon} *{escape(outcome.summary)}*"
+    headline = section(f"{STATUS_ICONS[result.status]} *{escape(outcome.summary)}*")
+    details = Details()
+    if outcome.report is not None and (renderer := renderers.get(outcome.report.kind)) is not None:
+        details = renderer(outcome.report)
+    error = render_error(outcome.error) if outcome.error is not None else []
     took = max(0.0, result.finished_at - result.started_at)
-    blocks: list[Block] = [section(headline)]
-    if outcome.report is not None:
-        renderer = renderers.get(outcome.report.kind)
-        if renderer is not None:
-            blocks += renderer(outcome.report)
-    if outcome.error is not None:
-        blocks += render_error(outcome.error)
     exit_code = _exit_code(result.exit_code)
-    blocks.append(context(f"`{result.job_id}` on {host} · {result.status} · exit {exit_code} · {took:.1f}s"))
+    footer = context(
+        f"`{result.job_id}` on {escape(host)} · {result.status} · exit {exit_code} · {took:.1f}s"
+    )
     raw = result.output_tail
-    attachment_needed = len(raw) > OUTPUT_PREVIEW or result.output_truncated
+    long_output = len(raw) > OUTPUT_PREVIEW or result.output_truncated
+    preview: list[Block] = []
     if show_output and raw.strip():
-        preview = raw[-OUTPUT_PREVIEW:]
-        budget = max(1, BLOCKS_MAX - len(blocks) - 1)
-        blocks += code_sections(preview, budget=min(budget, 2))
-        if attachment_needed:
-            blocks.append(context("Showing the end of the output; the full text is in the attached file."))
-    rendered = Rendered(text=f"{result.status}: {outcome.summary}", blocks=blocks)
-    filename = f"{result.job_id}-{host}.txt"
-    if attachment_needed and show_output:
-        header = (
-            "(output truncated by the agent: only the tail was kept)\n" if result.output_truncated else ""
-        )
-        return Rendered(rendered.text, blocks, Attachment(filename, header + raw, title=filename))
-    return fit(rendered, raw=raw, filename=filename)
+        preview = code_sections(raw[-OUTPUT_PREVIEW:], budget=PREVIEW_BLOCKS)
+        if long_output:
+            preview.append(context("Showing the end of the output; the full text is in the attached file."))
+    # The headline, the error and the footer always fit; the report's details give way, then the preview.
+    room = BLOCKS_MAX - 2 - len(error)  # headline and footer
+    body = details.blocks
+    cut = len(body) > room - len(preview)
+    if cut:
+        if len(preview) > room // 2:
+            preview = []
+        keep = max(0, room - len(preview) - 1)
+        body = [
+            *body[:keep],
+            context("…and more: too long for one message (full text in the attached file)."),
+        ]
+    blocks = [headline, *body, *error, footer, *preview]
+    attachment = None
+    if (show_output and long_output) or details.shortened or cut:
+        attachment = _attachment(result, host=host)
+    rendered = Rendered(f"{result.status}: {outcome.summary}", blocks, attachment)
+    return fit(rendered, raw=raw, filename=_filename(result, host))
+
+
+def _filename(result: JobResult, host: str) -> str:
+    return f"{result.job_id}-{host}.txt"
+
+
+def _attachment(result: JobResult, *, host: str) -> Attachment:
+    """The tool's full output (as much as the agent kept); the parsed report when it printed nothing."""
+    filename = _filename(result, host)
+    raw = result.output_tail
+    if not raw.strip() and result.outcome.report is not None:
+        return Attachment(filename, result.outcome.report.model_dump_json(indent=2), title=filename)
+    header = "(output truncated by the agent: only the tail was kept)\n" if result.output_truncated else ""
+    return Attachment(filename, header + raw, title=filename)
 
 
 def _exit_code(code: int | None) -> str:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from agent_bridge.commands import CancelCommand, ScanCommand, ScanType
 from agent_bridge.reports import CancelReport, ScanReport
-from handlers.blocks import Block, escape, fields, section
+from handlers.blocks import Details, escape, fields, more, section
 from handlers.errors import UsageError
 from handlers.forms import host_only
 from handlers.grammar import Flag, Words, host_argument, parse_arguments
 from handlers.registry import CommandSpec, HostAction
-from handlers.validation import build
+from handlers.validation import build, whole_number
 
 FORMS = (
     "scan <host> [quick|full|default] [--timeout <days 1-30>] [--cpu-throttling]",
@@ -45,8 +45,9 @@ def parse(words: Words) -> HostAction:
         hint = " Put quotes around a path with spaces." if scan_type is ScanType.CUSTOM else ""
         raise _usage(f"I don't know what to do with `{extra}`.{hint}")
     timeout = args.value("--timeout")
-    if timeout is not None and not (timeout.isdigit() and 1 <= int(timeout) <= 30):
-        raise _usage(f"`--timeout {timeout}` must be a whole number of days from 1 to 30.")
+    days = whole_number(timeout, 1, 30) if timeout is not None else None
+    if timeout is not None and days is None:
+        raise _usage(f"`--timeout {timeout}` must be a whole number of days from 1 to 30, such as `3`.")
     command = build(
         ScanCommand,
         SPEC.usage_error,
@@ -54,10 +55,55 @@ def parse(words: Words) -> HostAction:
         path=path,
         disable_remediation=args.flag("--no-remediation"),
         boot_sector=args.flag("--boot-sector"),
-        timeout_days=int(timeout) if timeout else None,
+        timeout_days=days,
         cpu_throttling=args.flag("--cpu-throttling"),
     )
     return HostAction(host=host, command=command, reason=words.reason)
+
+
+MAX_DETECTIONS = 10  # two blocks each: with the rest of a result, well inside 50 blocks
+MAX_RESOURCES = 10
+HOUR = 3600.0
+DAY = 86400.0
+
+
+def timeout(command: ScanCommand) -> float:
+    """MpCmdRun's own limit (``-Timeout`` days, else 7 for full and 1 for others) plus some slack."""
+    if command.timeout_days is not None:
+        return command.timeout_days * DAY + 600.0
+    return 7 * DAY if command.scan_type is ScanType.FULL else DAY
+
+
+def render(report: ScanReport) -> Details:
+    """Details under the result's headline (which already carries the summary)."""
+    target = f" in `{escape(report.target)}`" if report.target else ""
+    if report.outcome == "skipped":
+        return Details(
+            [section("Defender skipped the path: it is excluded from scanning (see `exclusion`).")]
+        )
+    if report.outcome != "threats":
+        return Details()
+    count = report.threats_found or len(report.detections)
+    noun = "threat" if count == 1 else "threats"
+    blocks = [section(f":rotating_light: *{count} {noun} found*{target}.")]
+    for detection in report.detections[:MAX_DETECTIONS]:
+        state = {True: "remediated", False: "*not remediated*", None: "remediation unknown"}[
+            detection.remediated
+        ]
+        shown = [f"`{escape(r)}`" for r in detection.resources[:MAX_RESOURCES]]
+        if len(detection.resources) > MAX_RESOURCES:
+            shown.append(f"…and {len(detection.resources) - MAX_RESOURCES} more")
+        blocks.append(fields([("Threat", f"`{escape(detection.threat)}`"), ("Status", state)]))
+        blocks.append(section("*Resources*\n" + ("\n".join(shown) or "—")))
+    hidden = len(report.detections) - MAX_DETECTIONS
+    if hidden > 0:
+        blocks.append(more(hidden, "threat" if hidden == 1 else "threats"))
+    if report.remediation_started:
+        blocks.append(section("Defender started cleaning (remediation) on the host."))
+    elif report.detections and all(d.remediated is False for d in report.detections):
+        blocks.append(section("Nothing was remediated (scan ran with `--no-remediation`)."))
+    shortened = hidden > 0 or any(len(d.resources) > MAX_RESOURCES for d in report.detections)
+    return Details(blocks, shortened=shortened)
 
 
 SPEC = CommandSpec(
@@ -67,39 +113,19 @@ SPEC = CommandSpec(
     example=EXAMPLE,
     policy_names=("scan.quick", "scan.full", "scan.default", "scan.custom"),
     parse=parse,
+    makes=(ScanCommand,),
+    timeout=timeout,
+    renderer=render,
 )
 
 
-def render(report: ScanReport) -> list[Block]:
-    """Details under the result's headline (which already carries the summary)."""
-    target = f" in `{escape(report.target)}`" if report.target else ""
-    if report.outcome == "skipped":
-        return [section("Defender skipped the path: it is excluded from scanning (see `exclusion`).")]
-    if report.outcome != "threats":
-        return []
-    count = report.threats_found or len(report.detections)
-    noun = "threat" if count == 1 else "threats"
-    blocks = [section(f":rotating_light: *{count} {noun} found*{target}.")]
-    for detection in report.detections:
-        state = {True: "remediated", False: "*not remediated*", None: "remediation unknown"}[
-            detection.remediated
-        ]
-        resources = "\n".join(f"`{escape(r)}`" for r in detection.resources) or "—"
-        blocks.append(fields([("Threat", f"`{escape(detection.threat)}`"), ("Status", state)]))
-        blocks.append(section(f"*Resources*\n{resources}"))
-    if report.remediation_started:
-        blocks.append(section("Defender started cleaning (remediation) on the host."))
-    elif report.detections and all(d.remediated is False for d in report.detections):
-        blocks.append(section("Nothing was remediated (scan ran with `--no-remediation`)."))
-    return blocks
+def render_cancel(report: CancelReport) -> Details:
+    return Details([section(escape(report.message))] if report.message else [])
 
 
 CANCEL = host_only(
     name="cancel",
     summary="Stop the scan running on a host (MpCmdRun -Scan -Cancel, then its process tree)",
     command=CancelCommand,
+    renderer=render_cancel,
 )
-
-
-def render_cancel(report: CancelReport) -> list[Block]:
-    return [section(escape(report.message))] if report.message else []

@@ -12,7 +12,7 @@ from agent_bridge.commands import (
     UpdateSource,
 )
 from agent_bridge.reports import DynamicSignaturesReport, EngineVersions, RollbackReport, UpdateReport
-from handlers.blocks import Block, escape, fields, section
+from handlers.blocks import Block, Details, escape, fields, more, section
 from handlers.forms import host_args, one_of
 from handlers.grammar import Flag, Words
 from handlers.registry import CommandSpec, HostAction
@@ -35,15 +35,6 @@ def parse_update(words: Words) -> HostAction:
     return HostAction(host=parsed.host, command=command, reason=parsed.reason)
 
 
-UPDATE = CommandSpec(
-    name="update",
-    summary="Update security intelligence (default sources, Microsoft's MMPC, or a UNC share)",
-    forms=UPDATE_FORMS,
-    example=UPDATE_EXAMPLE,
-    policy_names=("update",),
-    parse=parse_update,
-)
-
 ROLLBACK_FORMS = ("rollback <host> [--all | --dynamic | --engine]",)
 
 
@@ -59,15 +50,6 @@ def parse_rollback(words: Words) -> HostAction:
     }
     return HostAction(host=parsed.host, command=RollbackCommand(scope=scopes[scope]), reason=parsed.reason)
 
-
-ROLLBACK = CommandSpec(
-    name="rollback",
-    summary="Roll back security intelligence (--all removes every signature and engine file)",
-    forms=ROLLBACK_FORMS,
-    example="rollback host42",
-    policy_names=("rollback",),
-    parse=parse_rollback,
-)
 
 DYNSIG_FORMS = ("dynsig list <host>", "dynsig add <host> <path>", "dynsig remove <host> <set-id>")
 
@@ -99,18 +81,6 @@ def parse_dynsig(words: Words) -> HostAction:
     raise DYNSIG.usage_error(f"`{operation}` is not a dynsig operation; use list, add or remove.")
 
 
-DYNSIG = CommandSpec(
-    name="dynsig",
-    summary="List, add or remove dynamic signature sets",
-    forms=DYNSIG_FORMS,
-    example="dynsig list host42",
-    policy_names=("dynsig.list", "dynsig.add", "dynsig.remove"),
-    parse=parse_dynsig,
-)
-
-SPECS = (UPDATE, ROLLBACK, DYNSIG)
-
-
 def _versions(versions: EngineVersions | None) -> list[tuple[str, str]]:
     if versions is None:
         return []
@@ -120,14 +90,14 @@ def _versions(versions: EngineVersions | None) -> list[tuple[str, str]]:
         ("Antivirus signatures", versions.antivirus),
         ("Antispyware signatures", versions.antispyware),
     ]
-    return [(name, f"`{value}`") for name, value in rows if value]
+    return [(name, f"`{escape(value)}`") for name, value in rows if value]
 
 
-def render_update(report: UpdateReport) -> list[Block]:
+def render_update(report: UpdateReport) -> Details:
     if not report.updated:
         blocks = [section("No updates needed: the host already has the latest security intelligence.")]
         rows = _versions(report.after)
-        return blocks + ([fields(rows)] if rows else [])
+        return Details(blocks + ([fields(rows)] if rows else []))
     before, after = report.before, report.after
     if before is not None and after is not None:
         changes = []
@@ -145,31 +115,71 @@ def render_update(report: UpdateReport) -> list[Block]:
                     if old
                     else f"`{new}`"
                 )
-                changes.append((name, arrow))
-        return [section("Security intelligence updated."), fields(changes)]
+                changes.append((name, escape(arrow)))
+        return Details([section("Security intelligence updated.")] + ([fields(changes)] if changes else []))
     rows = _versions(after)
-    return [section("Security intelligence updated.")] + ([fields(rows)] if rows else [])
+    return Details([section("Security intelligence updated.")] + ([fields(rows)] if rows else []))
 
 
-def render_rollback(report: RollbackReport) -> list[Block]:
+def render_rollback(report: RollbackReport) -> Details:
     target = f" to {escape(report.target)}" if report.target else ""
     state = "done" if report.done else "did not finish"
     blocks = [section(f"Rollback{target}: {state}.")]
     rows = _versions(report.versions)
     if rows:
         blocks.append(fields(rows))
-    return blocks
+    return Details(blocks)
 
 
-def render_dynsig(report: DynamicSignaturesReport) -> list[Block]:
+MAX_SIGNATURES = 30
+
+
+def render_dynsig(report: DynamicSignaturesReport) -> Details:
     blocks: list[Block] = []
     if report.message:
         blocks.append(section(escape(report.message)))
     if report.operation == "list" and not report.signatures:
         blocks.append(section("No dynamic signature sets are loaded."))
-    for signature in report.signatures[:40]:
+    for signature in report.signatures[:MAX_SIGNATURES]:
         details = "\n".join(escape(d) for d in signature.details)
         blocks.append(section(f"`{escape(signature.set_id)}`" + (f"\n{details}" if details else "")))
-    if len(report.signatures) > 40:
-        blocks.append(section(f"…and {len(report.signatures) - 40} more (see the attached output)."))
-    return blocks
+    hidden = len(report.signatures) - MAX_SIGNATURES
+    if hidden > 0:
+        blocks.append(more(hidden, "signature sets"))
+    return Details(blocks, shortened=hidden > 0)
+
+
+UPDATE = CommandSpec(
+    name="update",
+    summary="Update security intelligence (default sources, Microsoft's MMPC, or a UNC share)",
+    forms=UPDATE_FORMS,
+    example=UPDATE_EXAMPLE,
+    policy_names=("update",),
+    parse=parse_update,
+    makes=(UpdateCommand,),
+    timeout=1800.0,  # a download, sometimes of a whole engine
+    renderer=render_update,
+)
+ROLLBACK = CommandSpec(
+    name="rollback",
+    summary="Roll back security intelligence (--all removes every signature and engine file)",
+    forms=ROLLBACK_FORMS,
+    example="rollback host42",
+    policy_names=("rollback",),
+    parse=parse_rollback,
+    makes=(RollbackCommand,),
+    timeout=1800.0,  # restarts the engine
+    renderer=render_rollback,
+)
+DYNSIG = CommandSpec(
+    name="dynsig",
+    summary="List, add or remove dynamic signature sets",
+    forms=DYNSIG_FORMS,
+    example="dynsig list host42",
+    policy_names=("dynsig.list", "dynsig.add", "dynsig.remove"),
+    parse=parse_dynsig,
+    makes=(DynamicSignatureListCommand, DynamicSignatureAddCommand, DynamicSignatureRemoveCommand),
+    renderer=render_dynsig,
+)
+
+SPECS = (UPDATE, ROLLBACK, DYNSIG)

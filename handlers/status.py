@@ -6,22 +6,11 @@ from datetime import datetime
 
 from agent_bridge.commands import StatusCommand, ThreatsCommand
 from agent_bridge.powershell_reports import ScanRecord, StatusReport, ThreatsReport
-from handlers.blocks import Block, context, escape, fields, section
+from handlers.blocks import Block, Details, context, escape, fields, more, section
 from handlers.forms import host_only
 
-STATUS = host_only(
-    name="status",
-    summary="Defender's status: versions, signature age, real-time and tamper protection, last scans",
-    command=StatusCommand,
-)
-THREATS = host_only(
-    name="threats",
-    summary="Threats Defender detected on a host, and what it did about them",
-    command=ThreatsCommand,
-)
-
-SPECS = (STATUS, THREATS)
 MAX_DETECTIONS = 20
+MAX_RESOURCES = 10
 
 
 def _on(value: bool | None, hidden: bool = False) -> str:
@@ -41,7 +30,7 @@ def _scan(record: ScanRecord) -> str:
     return _when(record.ended_at or record.started_at) + age
 
 
-def render_status(report: StatusReport) -> list[Block]:
+def render_status(report: StatusReport) -> Details:
     hidden = set(report.hidden)
     av = report.antivirus
     age = f"{av.age_days} days old" if av.age_days is not None else "age unknown"
@@ -69,26 +58,30 @@ def render_status(report: StatusReport) -> list[Block]:
     if notes:
         blocks.append(section(":warning: " + " ".join(notes)))
     if report.hidden:
-        blocks.append(context("Hidden from a non-administrator: " + ", ".join(report.hidden)))
-    return blocks
+        blocks.append(context("Hidden from a non-administrator: " + escape(", ".join(report.hidden))))
+    return Details(blocks)
 
 
-def render_threats(report: ThreatsReport) -> list[Block]:
+def render_threats(report: ThreatsReport) -> Details:
     if not report.detections:
-        return [section(":white_check_mark: No detections on record.")]
+        return Details([section(":white_check_mark: No detections on record.")])
     blocks: list[Block] = []
     for detection in report.detections[:MAX_DETECTIONS]:
         name = escape(detection.threat_name or f"threat id {detection.threat_id}")
         active = " :rotating_light: *active*" if detection.is_active else ""
         severity = f" · {escape(detection.severity)}" if detection.severity else ""
-        resources = "\n".join(f"• {escape(r.kind)} `{escape(r.path)}`" for r in detection.resources[:10])
+        resources = "\n".join(
+            f"• {escape(r.kind)} `{escape(r.path)}`" for r in detection.resources[:MAX_RESOURCES]
+        )
+        if len(detection.resources) > MAX_RESOURCES:
+            resources += f"\n• …and {len(detection.resources) - MAX_RESOURCES} more"
         status = escape(detection.status or "status unknown")
         if detection.action_success is False:
             status += " (the action failed" + (
-                f": {detection.status_error})" if detection.status_error else ")"
+                f": {escape(detection.status_error)})" if detection.status_error else ")"
             )
         extra = (
-            f"\nAlso needed: {', '.join(detection.additional_actions)}"
+            f"\nAlso needed: {escape(', '.join(detection.additional_actions))}"
             if detection.additional_actions
             else ""
         )
@@ -98,6 +91,24 @@ def render_threats(report: ThreatsReport) -> list[Block]:
                 f"{extra}\n{resources}"
             )
         )
-    if len(report.detections) > MAX_DETECTIONS:
-        blocks.append(section(f"…and {len(report.detections) - MAX_DETECTIONS} older detections."))
-    return blocks
+    hidden = len(report.detections) - MAX_DETECTIONS
+    if hidden > 0:
+        blocks.append(more(hidden, "older detections" if hidden > 1 else "older detection"))
+    shortened = hidden > 0 or any(len(d.resources) > MAX_RESOURCES for d in report.detections)
+    return Details(blocks, shortened=shortened)
+
+
+STATUS = host_only(
+    name="status",
+    summary="Defender's status: versions, signature age, real-time and tamper protection, last scans",
+    command=StatusCommand,
+    renderer=render_status,
+)
+THREATS = host_only(
+    name="threats",
+    summary="Threats Defender detected on a host, and what it did about them",
+    command=ThreatsCommand,
+    renderer=render_threats,
+)
+
+SPECS = (STATUS, THREATS)

@@ -1,7 +1,9 @@
-"""Turn a pydantic validation error from a command model into one sentence for the user."""
+"""Turn a pydantic validation error from a command model into one sentence for the user, and read the
+few numbers chat text carries."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -10,6 +12,16 @@ from pydantic import BaseModel, ValidationError
 from handlers.errors import UsageError
 
 Model = TypeVar("Model", bound=BaseModel)
+# ASCII digits only: str.isdigit() and int() also take "²" or "٣", and int() refuses 4,300+ digits.
+_NUMBER = re.compile(r"[0-9]{1,19}")
+
+
+def whole_number(text: str, low: int, high: int) -> int | None:
+    """``text`` as a whole number from ``low`` to ``high`` written in ASCII digits, else None."""
+    if not _NUMBER.fullmatch(text.lstrip("0") or "0"):
+        return None
+    number = int(text.lstrip("0") or "0")
+    return number if low <= number <= high else None
 
 
 def first_problem(exc: ValidationError) -> str:

@@ -22,6 +22,7 @@ MAPS_HTTP_CODES = {
     0x80070005: 450,
     0x80070006: 451,
     0x80508015: 0,
+    0x800722F0D: 0,  # sic: nine hex digits, exactly as Microsoft's CLI documentation prints it
     0x80072EE7: 451,
     0x80004005: 450,
     0x80072F8F: 0,
@@ -256,16 +257,17 @@ def _update_hr(value: object) -> int | None:
     return _hresult(value, "mpcmdrun.update")
 
 
+def _maps_hresult(value: object) -> int:
+    """Like any HRESULT, except that the documentation's nine-digit 0x800722F0D is kept as printed."""
+    if isinstance(value, str) and value.lower().removeprefix("0x") == "800722f0d":
+        return 0x800722F0D
+    return _hresult(value, "mpcmdrun.maps")
+
+
 def _maps(value: object) -> Maps:
     spec = {"result": value} if not isinstance(value, dict) else value
     result = spec.get("result", "ok")
-    hr = (
-        None
-        if result == "ok"
-        else _UNSUPPORTED
-        if result == "unsupported"
-        else _hresult(result, "mpcmdrun.maps")
-    )
+    hr = None if result == "ok" else _UNSUPPORTED if result == "unsupported" else _maps_hresult(result)
     http = spec.get("http_code")
     return Maps(
         hr=hr,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agent_bridge.commands import ThreatsCommand
 from handlers import REGISTRY
 from handlers.errors import UnknownCommand, UsageError, UserError
 from handlers.registry import BotQuery, HostAction
@@ -219,6 +220,32 @@ def test_native_forms_are_the_same_typed_command(chat: str, native: str) -> None
     assert REGISTRY.parse(chat) == REGISTRY.parse(native)
 
 
+def test_start_mpscan_as_job_is_the_same_scan() -> None:
+    """Every job already runs in the background and reports to the thread, which is what -AsJob asks."""
+    assert REGISTRY.parse("Start-MpScan host42 -ScanType FullScan -AsJob") == REGISTRY.parse(
+        "scan host42 full"
+    )
+    assert REGISTRY.parse("start-mpscan host42 -asjob") == REGISTRY.parse("scan host42")
+
+
+@pytest.mark.parametrize(
+    ("text", "ids"),
+    [
+        ("Get-MpThreatDetection host42", ()),
+        ("Get-MpThreatDetection host42 -ThreatID 2147519003", (2147519003,)),
+        ("get-mpthreatdetection host42 -threatid 7,2147519003,7", (7, 2147519003)),
+        ("Get-MpThreatDetection host42 -ThreatID 007", (7,)),
+    ],
+)
+def test_get_mpthreatdetection_threat_ids(text: str, ids: tuple[int, ...]) -> None:
+    request, chat = REGISTRY.parse(text), REGISTRY.parse("threats host42")
+    assert isinstance(request, HostAction) and isinstance(chat, HostAction)
+    assert isinstance(request.command, ThreatsCommand)
+    assert request.policy_name == "threats"
+    assert request.command.threat_ids == ids
+    assert request.command.argv() == chat.command.argv()  # the fixed script; the agent filters the JSON
+
+
 @pytest.mark.parametrize(
     ("text", "query"),
     [
@@ -258,7 +285,27 @@ def test_queries(text: str, query: BotQuery) -> None:
         pytest.param("mpcmdrun host42 Scan", "not an option", id="native-no-prefix"),
         pytest.param("mpcmdrun host42 -Scan -ScanType 4", "not valid", id="native-scantype-4"),
         pytest.param(
-            "mpcmdrun host42 -Scan -ScanType 3", "custom scan needs a path", id="native-custom-no-file"
+            "mpcmdrun host42 -Scan -ScanType 3",
+            "`-ScanType 3` (custom) needs `-File",
+            id="native-custom-no-file",
+        ),
+        pytest.param(
+            "mpcmdrun host42 -Scan -ScanType 1 -DisableRemediation",
+            "`-DisableRemediation` go with a custom scan",
+            id="native-quick-no-remediation",
+        ),
+        pytest.param("mpcmdrun host42 -Scan -Timeout ²", "whole number of days", id="native-timeout-unicode"),
+        pytest.param("mpcmdrun host42 -Scan -Timeout 31", "from 1 to 30", id="native-timeout-range"),
+        pytest.param(
+            "mpcmdrun host42 -Restore",
+            "needs `-ListAll` (list the quarantine), `-Name",
+            id="native-restore-alone",
+        ),
+        pytest.param(
+            f"mpcmdrun host42 -Restore -Name {EICAR} -FilePath C:\\x", "not both", id="native-restore-both"
+        ),
+        pytest.param(
+            "mpcmdrun host42 -Restore -FilePath C:\\x -All", "`-All` goes with `-Name`", id="native-all"
         ),
         pytest.param(
             "mpcmdrun host42 -Scan -ScanType 3 -Path C:\\x", "does not go with", id="native-path-not-file"
@@ -274,7 +321,32 @@ def test_queries(text: str, query: BotQuery) -> None:
         pytest.param("mpcmdrun host42 -Frobnicate", "not an MpCmdRun command", id="native-unknown"),
         pytest.param("mpcmdrun host42 -Scan -Scan", "given twice", id="native-twice"),
         pytest.param("Start-MpScan host42 -ScanType Deep", "not valid", id="ps-bad-type"),
-        pytest.param("Start-MpScan host42 -AsJob x", "not a parameter we accept", id="ps-asjob"),
+        pytest.param("Start-MpScan host42 -AsJob x", "`x` is not a parameter", id="ps-asjob-value"),
+        pytest.param("Start-MpScan host42 -AsJob -AsJob", "given twice", id="ps-asjob-twice"),
+        pytest.param("Start-MpScan host42 -ScanType CustomScan", "needs `-ScanPath", id="ps-custom-no-path"),
+        pytest.param("Start-MpScan host42 -Force", "(accepted: `-AsJob`, `-ScanPath`", id="ps-unknown"),
+        pytest.param(
+            "Get-MpThreatDetection host42 -ThreatID ²", "must be threat ids", id="ps-threat-unicode"
+        ),
+        pytest.param(
+            "Get-MpThreatDetection host42 -ThreatID 1,,2", "must be threat ids", id="ps-threat-empty"
+        ),
+        pytest.param(
+            "Get-MpThreatDetection host42 -ThreatID 99999999999999999999",
+            "must be threat ids",
+            id="ps-threat-big",
+        ),
+        pytest.param(
+            "Get-MpThreatDetection host42 -CimSession x", "not a parameter we accept", id="ps-det-cim"
+        ),
+        pytest.param(
+            "Update-MpSignature host42 -UpdateSource InternalDefinitionUpdateServer",
+            "cannot be forced from here",
+            id="ps-update-wsus",
+        ),
+        pytest.param(
+            "Update-MpSignature host42 -UpdateSource Floppy", "not a source", id="ps-update-unknown"
+        ),
         pytest.param(
             "Start-MpScan host42 -ScanPath C:\\x -ScanType QuickScan",
             "goes with `-ScanType CustomScan`",
@@ -282,9 +354,15 @@ def test_queries(text: str, query: BotQuery) -> None:
         ),
         pytest.param(
             "Update-MpSignature host42 -UpdateSource MicrosoftUpdateServer",
-            "not offered",
+            "SignatureFallbackOrder",
             id="ps-update-source",
         ),
+        pytest.param("scan host42 --timeout ²", "whole number of days", id="timeout-superscript"),
+        pytest.param("scan host42 --timeout ٣", "whole number of days", id="timeout-arabic-indic"),
+        pytest.param("scan host42 --timeout " + "1" * 5000, "whole number of days", id="timeout-huge"),
+        pytest.param("trace host42 --grouping ０x1F", "not hexadecimal", id="trace-fullwidth"),
+        pytest.param("trace host42 --level ١٠", "not hexadecimal", id="trace-arabic-indic"),
+        pytest.param("dynsig remove host42 ٣abc", "not valid", id="dynsig-unicode-id"),
         pytest.param(
             "Get-MpComputerStatus host42 -CimSession x", "takes no parameters", id="ps-status-params"
         ),

@@ -33,9 +33,6 @@ def test_decode_slack(raw: str, decoded: str) -> None:
     [
         pytest.param("“C:\\a b”", '"C:\\a b"', id="smart-double"),
         pytest.param("‘x’", "'x'", id="smart-single"),
-        pytest.param(
-            "scan h custom C:\\x —no-remediation", "scan h custom C:\\x --no-remediation", id="em-dash"
-        ),
         pytest.param("a\u00a0b", "a b", id="nbsp"),
         pytest.param("C:\\a–b", "C:\\a–b", id="dash-inside-a-word-stays"),
         pytest.param("\u200bscan", "scan", id="zero-width"),
@@ -43,6 +40,42 @@ def test_decode_slack(raw: str, decoded: str) -> None:
 )
 def test_normalise(raw: str, normal: str) -> None:
     assert normalise(raw) == normal
+
+
+@pytest.mark.parametrize("dash", ["\u2013", "\u2014", "\u2212", "\u2010", "\uff0d"])
+def test_a_dash_before_an_option_reads_as_double_dash_in_chat(dash: str) -> None:
+    words = tokenize(f"scan h custom C:\\x {dash}no-remediation")
+    assert words.words == ("scan", "h", "custom", "C:\\x", "--no-remediation")
+
+
+def test_dash_normalisation_leaves_quoted_text_alone() -> None:
+    words = tokenize("scan host42 custom \"C:\\Q1 —Final\" “C:\\—x” '—y'")
+    assert words.words[3:] == ("C:\\Q1 —Final", "C:\\—x", "—y")
+
+
+def test_a_dash_typed_reason_takes_the_rest_of_the_line() -> None:
+    words = tokenize("scan host42 —reason IR-1 “quoted” —x")
+    assert words.words == ("scan", "host42") and words.reason == 'IR-1 "quoted" —x'
+    assert tokenize('scan host42 "—reason" x').words == ("scan", "host42", "—reason", "x")
+
+
+@pytest.mark.parametrize(
+    ("mangled", "native"),
+    [
+        ("mpcmdrun host42 –Scan –ScanType 2", "mpcmdrun host42 -Scan -ScanType 2"),
+        ("mpcmdrun host42 —Restore —ListAll", "mpcmdrun host42 -Restore -ListAll"),
+        ("Start-MpScan host42 –ScanType FullScan", "Start-MpScan host42 -ScanType FullScan"),
+        ("Get-MpThreatDetection host42 −ThreatID 7", "Get-MpThreatDetection host42 -ThreatID 7"),
+    ],
+)
+def test_a_dash_before_an_option_reads_as_single_dash_in_native_syntax(mangled: str, native: str) -> None:
+    assert REGISTRY.parse(mangled) == REGISTRY.parse(native)
+
+
+def test_a_quoted_dash_value_in_native_syntax_is_still_refused() -> None:
+    """A quoted word keeps its dash; MpCmdRun never sees it as an option, and the path check refuses it."""
+    with pytest.raises(UsageError, match="not absolute"):
+        REGISTRY.parse('mpcmdrun host42 -Scan -ScanType 3 -File "–DisableRemediation"')
 
 
 def test_quotes_group_and_backslashes_stay() -> None:
@@ -120,7 +153,20 @@ def test_scan_refusals_say_what_was_wrong_and_show_the_form(text: str, fragment:
     assert "Usage: `/defender scan <host>" in info.value.message
 
 
-@pytest.mark.parametrize(("word", "suggestion"), [("sacn", "scan"), ("hlep", "help"), ("sca", "scan")])
+@pytest.mark.parametrize(
+    ("word", "suggestion"),
+    [
+        ("sacn", "scan"),
+        ("hlep", "help"),
+        ("sca", "scan"),
+        ("Start-MpScn", "Start-MpScan"),
+        ("start-mpscn", "Start-MpScan"),
+        ("Get-MpComputerStatuss", "Get-MpComputerStatus"),
+        ("GET-MPTHREATDETECTON", "Get-MpThreatDetection"),
+        ("mpcmdrn", "mpcmdrun"),
+        ("Update-MpSignatur", "Update-MpSignature"),
+    ],
+)
 def test_did_you_mean(word: str, suggestion: str) -> None:
     with pytest.raises(UnknownCommand) as info:
         REGISTRY.parse(f"{word} host42")
@@ -157,6 +203,33 @@ def test_help_for_one_command_shows_forms_example_and_access() -> None:
     assert "You may run this here." in text
     with pytest.raises(UnknownCommand, match="Did you mean `restore`"):
         render_help(REGISTRY, "restor", may_run=lambda name: True)
+
+
+@pytest.mark.parametrize(
+    ("topic", "shown", "hidden"),
+    [
+        ("dynsig list", "dynsig list <host>", "dynsig add"),
+        ("DYNSIG Remove", "dynsig remove <host> <set-id>", "dynsig list <host>"),
+        ("restore --file", "restore <host> --file <path>", "--name <threat>"),
+        ("scan custom", "scan <host> custom <path>", "[quick|full|default]"),
+    ],
+)
+def test_help_narrows_to_a_subcommand_or_option(topic: str, shown: str, hidden: str) -> None:
+    from handlers.help import render_help
+
+    assert REGISTRY.parse(f"help {topic}") == BotQuery(name="help", policy_name="help", argument=topic)
+    text = str(render_help(REGISTRY, topic, may_run=lambda name: True).blocks)
+    assert shown in text and hidden not in text
+
+
+def test_help_for_a_form_that_does_not_exist_shows_the_real_ones() -> None:
+    from handlers.help import render_help
+
+    with pytest.raises(UsageError, match="no form with `frob`") as info:
+        render_help(REGISTRY, "dynsig frob", may_run=lambda name: True)
+    assert "dynsig list <host>" in info.value.message
+    with pytest.raises(UsageError, match="at most two words"):
+        REGISTRY.parse("help dynsig list host42 extra")
 
 
 def test_help_lists_only_what_policy_allows() -> None:
