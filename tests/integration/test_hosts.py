@@ -49,13 +49,13 @@ def line_of(lines: list[str], host: str) -> str:
     return found
 
 
-def offline_event(runtime: BotRuntime, host: str) -> asyncio.Event:
+def offline_event(runtime: BotRuntime, which: str) -> asyncio.Event:
     went = asyncio.Event()
     original = runtime.service.agent_offline
 
-    async def spy(who: str) -> None:
-        await original(who)
-        if who == host:
+    async def spy(host: str) -> None:
+        await original(host)
+        if host == which:
             went.set()
 
     runtime.service.agent_offline = spy  # type: ignore[method-assign]
