@@ -7,6 +7,14 @@ another, so two clicks racing cannot both release or both deny a request.
 
 Who may click is decided before: the requester never counts, and only named approvers (users, or
 members of the named groups) do.
+
+An approver may change their mind while the request is still pending: a Deny after their own Approve
+(with ``required`` > 1, before the last approval released the job) withdraws the approval and denies
+the request, in the same single transaction. An approval after a deny is impossible (one deny ends the
+request), and an approval counted towards a release cannot be taken back once the job is released.
+
+The audit entry of each click is staged in the click's own transaction (``audit``), so a crash cannot
+leave a decision without its audit line.
 """
 
 from __future__ import annotations
@@ -18,10 +26,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.audit import AuditEntry
 from bot.jobs import JobState
 from bot.store import Store
 
 Posts = Sequence[tuple[str, dict[str, Any]]]
+AuditFor = Callable[["Outcome"], AuditEntry]
 
 
 class Vote(enum.StrEnum):
@@ -32,7 +42,7 @@ class Vote(enum.StrEnum):
 class Verdict(enum.Enum):
     COUNTED = "counted"  # an approval, but more are needed
     APPROVED = "approved"  # this click released the job
-    DENIED = "denied"  # this click denied it
+    DENIED = "denied"  # this click denied it (``withdrawn``: the clicker had approved it before)
     DUPLICATE = "duplicate"  # this approver already voted
     ALREADY_DECIDED = "already_decided"
     EXPIRED = "expired"  # the click came too late; the request is now expired
@@ -60,6 +70,7 @@ class Approval:
 class Outcome:
     verdict: Verdict
     approval: Approval | None
+    withdrawn: bool = False  # a deny from an approver who had approved before
 
 
 class Approvals:
@@ -76,40 +87,82 @@ class Approvals:
         return [a for row in rows if (a := _load(self._store.db, row["job_id"])) is not None]
 
     def vote(
-        self, job_id: str, user_id: str, vote: Vote, *, now: float, posts: Callable[[Outcome], Posts]
+        self,
+        job_id: str,
+        user_id: str,
+        vote: Vote,
+        *,
+        now: float,
+        posts: Callable[[Outcome], Posts],
+        audit: AuditFor | None = None,
     ) -> Outcome:
-        """Record one click and decide, atomically; ``posts`` gives the Slack messages to commit with it."""
+        """Record one click and decide, atomically; ``posts`` gives the Slack messages and ``audit`` the
+        audit entry to commit with it."""
         with self._store.transaction() as db:
-            current = _load(db, job_id)
-            if current is None:
-                return Outcome(Verdict.NO_REQUEST, None)
-            if current.state != "pending":
-                return Outcome(Verdict.ALREADY_DECIDED, current)
-            if current.expires_at <= now:
-                return self._close(db, current, "expired", None, now, posts)
-            inserted = db.execute(
-                "INSERT OR IGNORE INTO approval_votes (job_id, user_id, vote, at) VALUES (?, ?, ?, ?)",
-                (job_id, user_id, vote.value, now),
-            ).rowcount
-            if not inserted:
-                return Outcome(Verdict.DUPLICATE, current)
-            if vote is Vote.DENY:
-                return self._close(db, current, "denied", user_id, now, posts)
-            updated = _load(db, job_id)
-            assert updated is not None
-            if len(updated.approvals) >= updated.required:
-                return self._close(db, updated, "approved", user_id, now, posts)
-            outcome = Outcome(Verdict.COUNTED, updated)
-            self._post(db, job_id, posts(outcome))
+            outcome = self._vote(db, job_id, user_id, vote, now=now, posts=posts)
+            if audit is not None:
+                self._store.stage_audit_in(db, audit(outcome))
             return outcome
 
-    def expire(self, job_id: str, *, now: float, posts: Callable[[Outcome], Posts]) -> Outcome:
-        """End a pending request whose time ran out (the expiry sweep calls this)."""
+    def _vote(
+        self,
+        db: sqlite3.Connection,
+        job_id: str,
+        user_id: str,
+        vote: Vote,
+        *,
+        now: float,
+        posts: Callable[[Outcome], Posts],
+    ) -> Outcome:
+        current = _load(db, job_id)
+        if current is None:
+            return Outcome(Verdict.NO_REQUEST, None)
+        if current.state != "pending":
+            return Outcome(Verdict.ALREADY_DECIDED, current)
+        if current.expires_at <= now:
+            return self._close(db, current, "expired", None, now, posts)
+        if vote is Vote.DENY:
+            # A pending request has no deny yet (one ends it), so this is a first vote or a change of
+            # mind from approve; either way it ends the request, inside this one transaction.
+            withdrawn = user_id in current.approvals
+            db.execute(
+                "INSERT INTO approval_votes (job_id, user_id, vote, at) VALUES (?, ?, 'deny', ?)"
+                " ON CONFLICT (job_id, user_id) DO UPDATE SET vote = 'deny', at = excluded.at",
+                (job_id, user_id, now),
+            )
+            return self._close(db, current, "denied", user_id, now, posts, withdrawn=withdrawn)
+        inserted = db.execute(
+            "INSERT OR IGNORE INTO approval_votes (job_id, user_id, vote, at) VALUES (?, ?, 'approve', ?)",
+            (job_id, user_id, now),
+        ).rowcount
+        if not inserted:
+            return Outcome(Verdict.DUPLICATE, current)
+        updated = _load(db, job_id)
+        assert updated is not None
+        if len(updated.approvals) >= updated.required:
+            return self._close(db, updated, "approved", user_id, now, posts)
+        outcome = Outcome(Verdict.COUNTED, updated)
+        self._post(db, job_id, posts(outcome))
+        return outcome
+
+    def expire(
+        self,
+        job_id: str,
+        *,
+        now: float,
+        posts: Callable[[Outcome], Posts],
+        audit: AuditFor | None = None,
+    ) -> Outcome:
+        """End a pending request whose time ran out (the expiry sweep calls this); ``audit`` gives the
+        entry staged with the change, if it made one."""
         with self._store.transaction() as db:
             current = _load(db, job_id)
             if current is None or current.state != "pending" or current.expires_at > now:
                 return Outcome(Verdict.ALREADY_DECIDED if current else Verdict.NO_REQUEST, current)
-            return self._close(db, current, "expired", None, now, posts)
+            outcome = self._close(db, current, "expired", None, now, posts)
+            if audit is not None:
+                self._store.stage_audit_in(db, audit(outcome))
+            return outcome
 
     def _close(
         self,
@@ -119,6 +172,8 @@ class Approvals:
         user_id: str | None,
         now: float,
         posts: Callable[[Outcome], Posts],
+        *,
+        withdrawn: bool = False,
     ) -> Outcome:
         changed = db.execute(
             "UPDATE approvals SET state = ?, decided_at = ?, decided_by = ?"
@@ -128,7 +183,7 @@ class Approvals:
         assert changed == 1  # we hold the write lock and saw it pending
         decided = _load(db, current.job_id)
         verdict = {"approved": Verdict.APPROVED, "denied": Verdict.DENIED, "expired": Verdict.EXPIRED}[state]
-        outcome = Outcome(verdict, decided)
+        outcome = Outcome(verdict, decided, withdrawn=withdrawn)
         job_state = {"approved": JobState.QUEUED, "denied": JobState.DENIED, "expired": JobState.EXPIRED}[
             state
         ]

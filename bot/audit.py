@@ -3,28 +3,121 @@
 Slack's channel history is the primary audit trail; this file backs it up. Every line carries its
 sequence number, the previous line's hash and its own hash over both, so editing, removing or
 reordering any line breaks the chain at that line. The hash of the newest line is also kept in the
-bot's database, so cutting lines off the end is caught too. ``defender-bot audit verify`` names the
-first bad line. Nothing secret is ever written here: no tokens, no keys, no enrollment secrets.
+bot's database (the *head*), so cutting lines off the end is caught too. ``defender-bot audit verify``
+names the first bad line. Nothing secret is ever written here: no tokens, no keys, no enrollment secrets.
+
+Nothing is lost in a crash, and a crash never looks like tampering:
+
+* An entry about a change in the database (a job accepted, decided, dispatched, finished) is *staged* in
+  the database in the same transaction as the change (:class:`AuditEntry`, see ``bot.store``): both
+  commit or neither does, so kill -9 can never leave a job without its audit line. Other entries (a
+  refusal, a start) are staged in a transaction of their own.
+* After the commit, staged entries are appended oldest first, one at a time: (1) the line goes to the
+  file in one ``write()`` on an ``O_APPEND`` descriptor (once it returns the kernel has it: kill -9 cannot
+  take it back); (2) one transaction deletes the staged row and moves the head to that line.
+* A crash before (1) leaves the entry staged; it is appended at the next start (or the next write).
+* A crash between (1) and (2) leaves the file exactly one line ahead of the head, that line chaining
+  from the head. At start-up the bot recognises it as its oldest staged entry (same content, so the same
+  hash) and completes (2) instead of writing it twice. ``audit verify``, which may run before that
+  restart, accepts such a line as well. That is safe: the line must chain from the stored head, so it
+  cannot hide an edit, removal or reordering of anything the bot wrote before; it is the last line, so
+  there is nothing after it to hide; and only one is accepted. A line forged onto the end while the bot
+  is down is not adopted at the next start (it is not the staged entry): the bot chains on from the
+  head, and from then on verify names the forged line as inserted.
+* A write torn by a crash or a full disk (a last line with no newline) is cut off before the next
+  append and written again from its staged row; verify ignores such a fragment.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import sqlite3
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
+_TAIL = 64 * 1024  # audit lines are short (user text is cut at 500 characters): the last one is in here
 
 
 def _digest(prev: str, body: dict[str, Any]) -> str:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256((prev + "\n" + canonical).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One event, not yet placed in the chain (it gets its number and hash when appended)."""
+
+    at: float
+    event: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def line(self, seq: int, prev: str) -> tuple[str, str]:
+        """The JSON line for this entry at ``seq`` after ``prev``, and its hash."""
+        body = {"seq": seq, "at": self.at, "event": self.event, **self.fields, "prev": prev}
+        digest = _digest(prev, body)
+        return json.dumps({**body, "hash": digest}, ensure_ascii=False) + "\n", digest
+
+
+@dataclass(frozen=True)
+class Staged:
+    id: int
+    entry: AuditEntry
+
+
+class Journal(Protocol):
+    """Where entries wait to be appended, and where the head is kept (the store, in the bot)."""
+
+    durable: bool  # staged entries survive a crash (and so can be matched against the file)
+
+    def audit_head(self) -> tuple[int, str] | None: ...
+
+    def stage_audit(self, entry: AuditEntry) -> None: ...
+
+    def staged_audit(self, limit: int) -> list[Staged]:
+        """The oldest ``limit`` staged entries (all of them if ``limit`` is negative)."""
+        ...
+
+    def audit_written(self, staged_id: int | None, seq: int, digest: str) -> None:
+        """The staged entry is in the file as entry ``seq``: drop it and move the head, atomically
+        (``None``: no staged entry to drop, only the head moves)."""
+        ...
+
+
+class _MemoryJournal:
+    """Without a database (tests, tools): entries wait in memory; the head goes to the given callables."""
+
+    durable = False
+
+    def __init__(
+        self, head: Callable[[], tuple[int, str] | None], save_head: Callable[[int, str], None]
+    ) -> None:
+        self._head, self._save_head = head, save_head
+        self._staged: list[Staged] = []
+        self._next = 1
+
+    def audit_head(self) -> tuple[int, str] | None:
+        return self._head()
+
+    def stage_audit(self, entry: AuditEntry) -> None:
+        self._staged.append(Staged(self._next, entry))
+        self._next += 1
+
+    def staged_audit(self, limit: int) -> list[Staged]:
+        return self._staged if limit < 0 else self._staged[:limit]
+
+    def audit_written(self, staged_id: int | None, seq: int, digest: str) -> None:
+        self._save_head(seq, digest)
+        self._staged = [s for s in self._staged if s.id != staged_id]
 
 
 class AuditLog:
@@ -36,55 +129,149 @@ class AuditLog:
         save_head: Callable[[int, str], None] = lambda seq, digest: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``head``/``save_head`` read and keep the newest (seq, hash) outside the file (the database)."""
+        """``head``/``save_head`` read and keep the newest (seq, hash) outside the file, until a store is
+        :meth:`attach`-ed (the job service does that), which then stages entries and keeps the head."""
         self.path = path
-        self._save_head = save_head
+        self._journal: Journal = _MemoryJournal(head, save_head)
         self._clock = clock
         self._lock = threading.Lock()
+        self._fd: int | None = None  # opened, and the file reconciled with the head, on first use
+        self._seq, self._prev = 0, GENESIS
         path.parent.mkdir(parents=True, exist_ok=True)
-        last = _last_line(path)
-        if last is not None:
-            self._seq, self._prev = int(last["seq"]), str(last["hash"])
-        else:
-            self._seq, self._prev = 0, GENESIS
-        stored = head()
-        if stored is not None and stored[0] > self._seq:
-            # The file lost lines since we last wrote: keep chaining from the database's head, so the gap
-            # stays visible to `audit verify` instead of being papered over.
-            self._seq, self._prev = stored
-        self._file = path.open("a", encoding="utf-8")
+
+    def attach(self, journal: Journal) -> None:
+        """Stage entries in ``journal`` from now on, and append what a crash left staged there."""
+        if journal is self._journal:
+            return
+        with self._lock:
+            for staged in self._journal.staged_audit(-1):  # anything waiting in memory goes first
+                journal.stage_audit(staged.entry)
+            self._reopen()  # reconcile the file with the new journal's head, not the old one's
+            self._journal = journal
+        self.flush()
+
+    def entry(self, event: str, **fields: Any) -> AuditEntry:
+        """An entry to stage inside the caller's own database transaction; :meth:`flush` after commit."""
+        return AuditEntry(round(self._clock(), 3), event, fields)
 
     def write(self, event: str, **fields: Any) -> None:
-        """Append one event; flushed to the OS before returning (a killed bot loses nothing)."""
+        """Stage one event and append it (with anything staged before it)."""
+        self._journal.stage_audit(self.entry(event, **fields))
+        self.flush()
+
+    def flush(self) -> None:
+        """Append every staged entry, oldest first. A failure to write leaves them staged (logged):
+        they go out with the next flush, and the caller's work goes on."""
         with self._lock:
-            body = {
-                "seq": self._seq + 1,
-                "at": round(self._clock(), 3),
-                "event": event,
-                **fields,
-                "prev": self._prev,
-            }
-            digest = _digest(self._prev, body)
-            self._file.write(json.dumps({**body, "hash": digest}, ensure_ascii=False) + "\n")
-            self._file.flush()
-            self._seq, self._prev = body["seq"], digest
-            self._save_head(self._seq, digest)
+            try:
+                self._open()
+                while staged := self._journal.staged_audit(1):
+                    self._append(staged[0])
+            except (OSError, sqlite3.Error):
+                log.exception("could not append to the audit log %s; entries stay staged", self.path)
 
     def close(self) -> None:
+        self.flush()
         with self._lock:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
+            if self._fd is not None:
+                os.fsync(self._fd)
+            self._reopen()
+
+    # ---- inside the lock ------------------------------------------------------------------------
+
+    def _append(self, staged: Staged) -> None:
+        line, digest = staged.entry.line(self._seq + 1, self._prev)
+        data = line.encode()
+        assert self._fd is not None
+        try:
+            written = 0
+            while written < len(data):  # one write() in practice; a short write is completed
+                written += os.write(self._fd, data[written:])
+        except OSError:
+            _cut_torn_tail(self.path)  # nothing half-written may precede the retry
+            raise
+        try:
+            self._journal.audit_written(staged.id, self._seq + 1, digest)
+        except BaseException:
+            # The line is in the file but its entry is still staged: the next flush reconciles, as after
+            # a crash at this very point, instead of appending the entry a second time.
+            self._reopen()
+            raise
+        self._seq, self._prev = self._seq + 1, digest
+
+    def _reopen(self) -> None:
+        """Forget the descriptor and the chain position; the next use reconciles with the head again."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _open(self) -> None:
+        if self._fd is not None:
+            return
+        _cut_torn_tail(self.path)
+        self._seq, self._prev = self._reconcile()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+    def _reconcile(self) -> tuple[int, str]:
+        """Where the chain goes on from: the head, after finishing an append a crash interrupted."""
+        last = _last_line(self.path)
+        stored = self._journal.audit_head()
+        if stored is None and last is not None and not _chains_one_past(last, 0, GENESIS):
+            # A log older than its database (or than heads): the file is all there is to go on.
+            return int(last["seq"]), str(last["hash"])
+        seq, prev = stored or (0, GENESIS)
+        if last is None or not _chains_one_past(last, seq, prev):
+            # In step with the head, or lines were lost or edited: chain on from the head, so the gap
+            # stays visible to `audit verify` instead of being papered over.
+            return seq, prev
+        staged = self._journal.staged_audit(1)
+        mine = bool(staged) and staged[0].entry.line(seq + 1, prev)[1] == last["hash"]
+        if mine or not self._journal.durable:
+            # A crash came between writing this line and saving the head: finish that step.
+            self._journal.audit_written(staged[0].id if mine else None, seq + 1, str(last["hash"]))
+            return seq + 1, str(last["hash"])
+        log.warning(
+            "the audit log's last line (entry %d) is not one the bot wrote; continuing from entry %d, "
+            "so `defender-bot audit verify` names it",
+            seq + 1,
+            seq,
+        )
+        return seq, prev
+
+
+def _chains_one_past(entry: dict[str, Any], seq: int, prev: str) -> bool:
+    """Whether ``entry`` is a genuine line numbered ``seq + 1`` that follows the line hashed ``prev``."""
+    body = {k: v for k, v in entry.items() if k != "hash"}
+    return (
+        entry.get("seq") == seq + 1 and entry.get("prev") == prev and _digest(prev, body) == entry.get("hash")
+    )
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """A last line without its newline was torn mid-write (its entry is still staged): cut it off."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb+") as file:
+        size = file.seek(0, os.SEEK_END)
+        start = max(0, size - _TAIL)
+        file.seek(start)
+        tail = file.read()
+        if tail.endswith(b"\n"):
+            return
+        newline = tail.rfind(b"\n")
+        if newline < 0 and start > 0:
+            return  # not one of our lines; leave it for `audit verify` to name
+        keep = start + newline + 1
+        log.warning("cutting %d bytes torn off the end of the audit log by a crash", size - keep)
+        file.truncate(keep)
 
 
 def _last_line(path: Path) -> dict[str, Any] | None:
     if not path.exists() or path.stat().st_size == 0:
         return None
     with path.open("rb") as file:
-        file.seek(0, os.SEEK_END)
-        size = file.tell()
-        block = min(size, 64 * 1024)
-        file.seek(size - block)
+        size = file.seek(0, os.SEEK_END)
+        file.seek(max(0, size - _TAIL))
         lines = file.read().splitlines()
     for raw in reversed(lines):
         if raw.strip():
@@ -96,6 +283,9 @@ def _last_line(path: Path) -> dict[str, Any] | None:
     return None
 
 
+# ---- audit verify -------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Verdict:
     ok: bool
@@ -103,40 +293,89 @@ class Verdict:
     message: str
 
 
+def _entries(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, bool]]:
+    """(line number, parsed entry or None, torn) for each line; ``torn`` marks a last line that has
+    no newline (a write cut short by a crash)."""
+    with path.open(encoding="utf-8") as file:
+        for number, raw in enumerate(file, start=1):
+            torn = not raw.endswith("\n")
+            try:
+                entry = json.loads(raw)
+            except ValueError:
+                entry = None
+            yield number, entry if isinstance(entry, dict) else None, torn
+
+
 def verify(path: Path, *, head: tuple[int, str] | None = None) -> Verdict:
-    """Walk the chain; the first line that does not follow from the one before is named."""
+    """Walk the chain; the first line that does not follow from the one before is named, with what
+    happened to it: edited, removed (before it), reordered or inserted."""
     if not path.exists():
         return Verdict(False, 0, f"{path}: no audit log")
     prev, seq = GENESIS, 0
-    with path.open(encoding="utf-8") as file:
-        for number, raw in enumerate(file, start=1):
-            try:
-                entry = json.loads(raw)
-                claimed = entry.pop("hash")
-            except (ValueError, KeyError, AttributeError):
-                return Verdict(False, number - 1, f"line {number}: not an audit entry (edited or corrupted)")
-            if entry.get("seq") != seq + 1:
-                what = (
-                    "reordered"
-                    if isinstance(entry.get("seq"), int) and entry["seq"] <= seq
-                    else "removed before it"
-                )
-                return Verdict(
-                    False,
-                    number - 1,
-                    f"line {number}: expected entry {seq + 1}, found {entry.get('seq')} ({what})",
-                )
-            if entry.get("prev") != prev:
-                return Verdict(
-                    False, number - 1, f"line {number}: does not follow line {number - 1} (edited)"
-                )
-            if _digest(prev, entry) != claimed:
-                return Verdict(False, number - 1, f"line {number}: content does not match its hash (edited)")
-            prev, seq = claimed, entry["seq"]
-    if head is not None and (head[0] != seq or head[1] != prev):
-        if head[0] > seq:
+    before = GENESIS  # the hash of the line before the last good one (to recognise an insertion)
+    at_head: str | None = None
+    torn = False
+    for number, entry, cut_short in _entries(path):
+        if cut_short:  # nothing can follow it; its entry is still staged and will be written again
+            torn = True
+            break
+        if entry is None or not isinstance(entry.get("hash"), str):
+            return Verdict(False, seq, f"line {number}: not an audit entry (edited or corrupted)")
+        claimed = entry["hash"]
+        body = {k: v for k, v in entry.items() if k != "hash"}
+        if entry.get("seq") != seq + 1 or entry.get("prev") != prev:
+            return Verdict(False, seq, _out_of_place(path, number, entry, seq=seq, prev=prev, before=before))
+        if _digest(prev, body) != claimed:
+            return Verdict(False, seq, f"line {number}: content does not match its hash (edited)")
+        before, prev, seq = prev, claimed, seq + 1
+        if head is not None and seq == head[0]:
+            at_head = claimed
+    note = " (a torn last line, cut short by a crash, is ignored)" if torn else ""
+    if head is not None:
+        if seq < head[0]:
             return Verdict(
                 False, seq, f"line {seq + 1}: missing; the log should go on to entry {head[0]} (removed)"
             )
-        return Verdict(False, seq, f"the last line (entry {seq}) is not the one the bot last wrote (edited)")
-    return Verdict(True, seq, f"{path}: {seq} entries, chain intact")
+        if at_head != head[1]:
+            return Verdict(
+                False, seq, f"line {head[0]}: entry {head[0]} is not the one the bot last wrote (edited)"
+            )
+        if seq > head[0] + 1:
+            first = head[0] + 2
+            which = f"entry {first} comes" if seq == first else f"entries {first} to {seq} come"
+            return Verdict(
+                False,
+                seq,
+                f"line {first}: {which} after the last entry the bot wrote ({head[0]}) and the one it may "
+                f"have been writing as it stopped ({head[0] + 1}) (added)",
+            )
+        if seq == head[0] + 1:
+            note += f"; entry {seq} was written as the bot stopped, and is confirmed at its next start"
+    return Verdict(True, seq, f"{path}: {seq} entries, chain intact{note}")
+
+
+def _out_of_place(path: Path, number: int, entry: dict[str, Any], *, seq: int, prev: str, before: str) -> str:
+    found = entry.get("seq")
+    if entry.get("hash") == prev:
+        return f"line {number}: a copy of line {number - 1} (inserted)"
+    if found == seq and entry.get("prev") == before:
+        return f"lines {number - 1} and {number} both claim to follow line {number - 2} (one was inserted)"
+    later = _line_of(path, seq=seq + 1, prev=prev, after=number)
+    if later is not None:
+        return (
+            f"line {number}: entry {found} comes before entry {seq + 1}, which is at line {later} (reordered)"
+        )
+    if found == seq + 1:
+        return f"line {number}: does not follow line {number - 1} (edited)"
+    if isinstance(found, int) and found > seq + 1:
+        return f"line {number}: expected entry {seq + 1}, found {found} (removed before it)"
+    return f"line {number}: entry {found} again after entry {seq} (copied or reordered)"
+
+
+def _line_of(path: Path, *, seq: int, prev: str, after: int) -> int | None:
+    """The line, after line ``after``, holding entry ``seq`` chained to ``prev``: the one that belongs
+    where the chain broke, if it was only moved."""
+    for number, entry, _ in _entries(path):
+        if number > after and entry is not None and entry.get("seq") == seq and entry.get("prev") == prev:
+            return number
+    return None

@@ -166,7 +166,12 @@ def _confirm(title: str, text: str, confirm: str) -> dict[str, Any]:
     }
 
 
-def decision(verdict: str, *, user: str | None, count: int, required: int) -> Payload:
+def decision(
+    verdict: str, *, user: str | None, count: int, required: int, withdrawn: bool = False
+) -> Payload:
+    """The thread reply for a click or an expiry; ``withdrawn``: the denier had approved before."""
+    if verdict == "denied" and withdrawn:
+        return note(f":no_entry: <@{user}> withdrew their approval and denied the request; nothing runs.")
     if verdict == "approved":
         return note(
             f":white_check_mark: <@{user}> approved ({count}/{required}); the job is released to run."

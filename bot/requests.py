@@ -1,9 +1,11 @@
 """What people ask for in Slack: slash commands (answered before the ack) and approval clicks.
 
 A slash command is parsed, authorized and, if it becomes a job, stored with its root message (and its
-approval card) before Slack gets its acknowledgement; none of that awaits anything. When the cached
-user-group membership says no and might be stale, the answer is "checking" and the real one follows
-privately after a refresh. Every request, refusal and decision is written to the audit log.
+approval card and its audit entry, in one transaction) before Slack gets its acknowledgement; none of
+that awaits anything. When the cached user-group membership says no, however fresh the cache, and a
+group could have said yes, the answer is "checking" and the real one follows privately after a refresh
+(rate-limited per group by the directory). Every request, refusal and decision is written to the audit
+log; those that change the database are staged in the same transaction (see ``bot.audit``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from bot import messages
 from bot.approvals import Approval, Approvals, Outcome, Posts, Verdict, Vote
-from bot.audit import AuditLog
+from bot.audit import AuditEntry, AuditLog
 from bot.directory import GroupDirectory
 from bot.jobs import Job, JobState, new_job_id
 from bot.keyring import KeyRing
@@ -90,9 +92,10 @@ class RequestHandler:
                 self._policy(), principal, request.policy_name, host=host, channel=channel_id
             )
             if not decision.allowed:
-                if may_recheck and self._groups_might_help():
+                groups = self._groups_worth_asking(request.policy_name, host=host, channel=channel_id)
+                if may_recheck and groups:
                     self._audit.write("request", **audit, outcome="checking user groups")
-                    self._service.spawn(self._recheck(user_id, channel_id, text))
+                    self._service.spawn(self._recheck(user_id, channel_id, text, groups))
                     return CHECKING
                 raise AccessDenied(
                     f":no_entry: Not allowed: {decision.reason}. Ask a fleet admin for a grant."
@@ -101,8 +104,7 @@ class RequestHandler:
                 reply = self._answer_query(request, principal, channel_id)
                 self._audit.write("query", **audit, outcome="answered")
                 return reply
-            job = self._create_job(request, principal, channel_id, text)
-            self._audit.write("request", **audit, outcome="accepted", job=job.id, state=job.state.value)
+            job = self._create_job(request, principal, channel_id, text, audit)
             if job.state is JobState.PENDING_APPROVAL:
                 return Reply(
                     f"Job `{job.id}` is waiting for approval; the card is in the thread of its message."
@@ -122,10 +124,10 @@ class RequestHandler:
             self._audit.write("error", **audit, reference=ref)
             return Reply(f":warning: Something went wrong on our side (reference `{ref}`). Nothing ran.")
 
-    async def _recheck(self, user_id: str, channel_id: str, text: str) -> None:
-        """Refresh user groups, decide again, and tell the user privately."""
+    async def _recheck(self, user_id: str, channel_id: str, text: str, groups: frozenset[str]) -> None:
+        """Refresh the user groups that could let them in, decide again, and tell the user privately."""
         if self._directory is not None:
-            await self._directory.refresh_on_miss()
+            await self._directory.refresh_on_miss(groups)
         reply = self._handle(user_id, channel_id, text, may_recheck=False)
         self._tell(user_id, channel_id, reply)
 
@@ -142,12 +144,18 @@ class RequestHandler:
         groups = self._directory.groups_of(user_id) if self._directory is not None else frozenset()
         return Principal(user_id, groups)
 
-    def _groups_might_help(self) -> bool:
-        policy = self._policy()
-        uses_groups = any(grant.usergroups for grant in policy.grants)
-        return uses_groups and self._directory is not None and not self._directory.is_fresh()
+    def _groups_worth_asking(self, policy_name: str, *, host: str | None, channel: str) -> frozenset[str]:
+        """The groups whose members may run this here, if Slack may be asked about them now: a "no"
+        from the cache is checked again even when the cache is fresh (someone may have just been
+        added), but not more often than the directory allows."""
+        if self._directory is None:
+            return frozenset()
+        groups = self._policy().groups_granting(policy_name, host=host, channel=channel)
+        return groups if groups and self._directory.can_refresh(groups) else frozenset()
 
-    def _create_job(self, request: HostAction, principal: Principal, channel: str, text: str) -> Job:
+    def _create_job(
+        self, request: HostAction, principal: Principal, channel: str, text: str, audit: dict[str, str]
+    ) -> Job:
         policy = self._policy()
         needs_approval = policy.needs_approval(request.policy_name)
         if needs_approval and policy.approval.reason_required and not request.reason:
@@ -183,7 +191,9 @@ class RequestHandler:
             terms = ApprovalTerms(
                 rule.required, rule.approvers.users, rule.approvers.usergroups, expires_at, card
             )
-        self._store.create_job(job, root=messages.root(job), approval=terms)
+        entry = self._audit.entry("request", **audit, outcome="accepted", job=job.id, state=job.state.value)
+        self._store.create_job(job, root=messages.root(job), approval=terms, audit=entry)
+        self._audit.flush()
         log.info("job %s on %s: %s requested by %s (%s)", job.id, job.host, job.policy_name, job.requester,
                  job.state.value)  # fmt: skip
         self._service.outbox.wake()
@@ -241,6 +251,7 @@ class RequestHandler:
         if self.workspace_url and job.root_ts:
             link = f"{self.workspace_url.rstrip('/')}/archives/{job.channel}/p{job.root_ts.replace('.', '')}"
         approval = self._approvals.get(job.id)
+        denied = approval is not None and approval.state == "denied"
         return fleet.JobView(
             id=job.id,
             host=job.host,
@@ -252,6 +263,7 @@ class RequestHandler:
             reason=job.reason,
             summary=job.result.outcome.summary if job.result else None,
             approvers=approval.approvals if approval else (),
+            denied_by=approval.decided_by if approval is not None and denied else None,
             thread_link=link,
         )
 
@@ -283,9 +295,14 @@ class RequestHandler:
             self._tell(user_id, channel_id, refusal, message_ts)
             return
         outcome = self._approvals.vote(
-            job_id, user_id, vote, now=self._clock(), posts=lambda o: self._decision_posts(job, user_id, o)
+            job_id,
+            user_id,
+            vote,
+            now=self._clock(),
+            posts=lambda o: self._decision_posts(job, user_id, o),
+            audit=lambda o: self._decision_entry(audit, o),
         )
-        self._audit.write("decision", **audit, verdict=outcome.verdict.value)
+        self._audit.flush()
         self._service.outbox.wake()
         private = _private_answer(outcome)
         if private is not None:
@@ -293,11 +310,16 @@ class RequestHandler:
         if outcome.verdict is Verdict.APPROVED:
             self._service.spawn(self._service.dispatch(job.host, job.id))
 
+    def _decision_entry(self, fields: dict[str, str], outcome: Outcome) -> AuditEntry:
+        extra = {"withdrew_approval": True} if outcome.withdrawn else {}
+        return self._audit.entry("decision", **fields, verdict=outcome.verdict.value, **extra)
+
     async def _is_approver(self, approval: Approval, user_id: str) -> bool:
         if approval.may_approve(user_id, self._principal(user_id).groups):
             return True
         if approval.groups and self._directory is not None:
-            await self._directory.refresh_on_miss()  # refresh on miss: just added to on-call?
+            # Refresh on miss (just added to on-call?): only this request's groups, rate-limited.
+            await self._directory.refresh_on_miss(approval.groups)
             return approval.may_approve(user_id, self._principal(user_id).groups)
         return False
 
@@ -309,7 +331,11 @@ class RequestHandler:
             (
                 "reply",
                 messages.decision(
-                    verdict, user=user_id, count=len(approval.approvals), required=approval.required
+                    verdict,
+                    user=user_id,
+                    count=len(approval.approvals),
+                    required=approval.required,
+                    withdrawn=outcome.withdrawn,
                 ),
             )
         ]
@@ -339,10 +365,17 @@ class RequestHandler:
             job = self._store.get(approval.job_id)
             if job is None:
                 continue
-            outcome = self._approvals.expire(job.id, now=now, posts=self._expiry_posts(job))
+            expired = self._audit.entry("decision", job=job.id, verdict="expired")
+            outcome = self._approvals.expire(
+                job.id, now=now, posts=self._expiry_posts(job), audit=_always(expired)
+            )
             if outcome.verdict is Verdict.EXPIRED:
-                self._audit.write("decision", job=job.id, verdict="expired")
+                self._audit.flush()
                 self._service.outbox.wake()
+
+
+def _always(entry: AuditEntry) -> Callable[[Outcome], AuditEntry]:
+    return lambda _outcome: entry
 
 
 def _with_expiry(job: Job, expires_at: float) -> Job:

@@ -1,8 +1,10 @@
 """Jobs after they are accepted: dispatch to the host, progress, results, expiry.
 
 The agent's progress and result come back through the :class:`~agent_bridge.server.BridgeHandler`
-methods here; each is stored, with the thread messages that announce it, before anything else happens,
-and a result is acknowledged to the agent only once it is stored.
+methods here; each is stored, with the thread messages that announce it and its audit entry, before
+anything else happens, and a result is acknowledged to the agent only once it is stored. The audit
+entry is staged in the same transaction and appended to the audit file right after the commit (and, if
+the bot dies in between, at its next start), so no dispatch or result goes unaudited.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ class JobService:
         self._keyring = keyring
         self.outbox = outbox
         self._audit = audit
+        # The store stages audit entries in the transactions of the changes they record; attaching it
+        # also appends whatever a crash left staged.
+        audit.attach(store)
         self._bridge = bridge
         self._clock = clock
         self._dispatch_locks: dict[str, asyncio.Lock] = {}
@@ -109,8 +114,12 @@ class JobService:
         )
         assert self._bridge is not None, "attach() the bridge before dispatching"
         if self._is_online(job.host) and await self._bridge.send_job(envelope):
-            self._store.mark_dispatched(job.id, reply=messages.dispatched(job))
-            self._audit.write("dispatch", job=job.id, host=job.host)
+            self._store.mark_dispatched(
+                job.id,
+                reply=messages.dispatched(job),
+                audit=self._audit.entry("dispatch", job=job.id, host=job.host),
+            )
+            self._audit.flush()
             log.info("job %s on %s: dispatched", job.id, job.host)
         elif job.dispatched_at is None and not self._store.has_event(job.id, _WAITING):
             self._store.add_reply(job.id, messages.waiting_for_host(job), detail=_WAITING)
@@ -162,8 +171,14 @@ class JobService:
                 ("reply", messages.running(job)),
                 ("update_root", messages.root(job, state=JobState.RUNNING)),
             ]
-            self._store.transition(job.id, JobState.RUNNING, actor=host, posts=posts)
-            self._audit.write("running", job=job.id, host=host)
+            self._store.transition(
+                job.id,
+                JobState.RUNNING,
+                actor=host,
+                posts=posts,
+                audit=self._audit.entry("running", job=job.id, host=host),
+            )
+            self._audit.flush()
             self.outbox.wake()
 
     async def job_result(self, host: str, result: wire.JobResult) -> bool:
@@ -222,8 +237,11 @@ class JobService:
     ) -> None:
         """End a job: state, history, thread replies and the root's final status, in one transaction."""
         posts = [*posts, ("update_root", messages.root(job, state=state, summary=summary))]
-        self._store.transition(job.id, state, actor=job.host, detail=summary, result=result, posts=posts)
-        self._audit.write("result", job=job.id, host=job.host, status=state.value, summary=summary)
+        entry = self._audit.entry("result", job=job.id, host=job.host, status=state.value, summary=summary)
+        self._store.transition(
+            job.id, state, actor=job.host, detail=summary, result=result, posts=posts, audit=entry
+        )
+        self._audit.flush()
         self.outbox.wake()
 
     # ---- housekeeping ---------------------------------------------------------------------------

@@ -3,6 +3,10 @@
 One connection, used from the event loop only; each statement is short, and each state change is a
 single conditional UPDATE, so two racing callers cannot both win. "One scan in flight per host" is a
 partial unique index, enforced by SQLite itself rather than by a read-then-write.
+
+The store is also the audit log's journal (:class:`bot.audit.Journal`): a change's audit entry is staged
+in ``audit_staged`` inside the change's own transaction, and the audit log appends it to its file after
+the commit (see ``bot.audit`` for why that loses nothing in a crash).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pydantic import TypeAdapter
 
 from agent_bridge.commands import AgentCommand
 from agent_bridge.wire import JobResult
+from bot.audit import AuditEntry, Staged
 from bot.jobs import ACTIVE, Job, JobState, check_transition
 from handlers.errors import AlreadyInProgress
 
@@ -103,6 +108,12 @@ CREATE TABLE IF NOT EXISTS audit_head (
     seq INTEGER NOT NULL,
     hash TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS audit_staged (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    event TEXT NOT NULL,
+    fields TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS enrollment_tokens (
     secret_hash TEXT PRIMARY KEY,
     host TEXT NOT NULL,
@@ -137,6 +148,8 @@ class OutboxItem:
 
 
 class Store:
+    durable = True  # as an audit journal: staged entries outlive a crash
+
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -164,11 +177,20 @@ class Store:
 
     # ---- jobs -----------------------------------------------------------------------------------
 
-    def create_job(self, job: Job, *, root: dict[str, Any], approval: ApprovalTerms | None = None) -> None:
-        """Store a new job and its root message together (with its approval card, if it needs one);
-        refuse a second scan on a busy host."""
+    def create_job(
+        self,
+        job: Job,
+        *,
+        root: dict[str, Any],
+        approval: ApprovalTerms | None = None,
+        audit: AuditEntry | None = None,
+    ) -> None:
+        """Store a new job and its root message together (with its approval card, if it needs one, and
+        its audit entry); refuse a second scan on a busy host."""
         try:
             with self.transaction() as db:
+                if audit is not None:
+                    self.stage_audit_in(db, audit)
                 db.execute(
                     "INSERT INTO jobs (id, host, policy_name, is_scan, command, text, requester, channel,"
                     " reason, state, created_at, updated_at, expires_at)"
@@ -260,13 +282,17 @@ class Store:
         detail: str | None = None,
         result: JobResult | None = None,
         posts: Sequence[tuple[str, dict[str, Any]]] = (),
+        audit: AuditEntry | None = None,
     ) -> Job | None:
         """Move a job to ``new`` if that is legal from where it is.
 
-        The state change, its history line and the Slack messages that announce it commit together.
+        The state change, its history line, the Slack messages that announce it and its audit entry
+        commit together.
         """
         with self.transaction() as db:
             self.transition_in(db, job_id, new, actor=actor, detail=detail, result=result, posts=posts)
+            if audit is not None:
+                self.stage_audit_in(db, audit)
         return self.get(job_id)
 
     def transition_in(
@@ -295,8 +321,12 @@ class Store:
         for op, payload in posts:
             self._enqueue(db, job_id, row["channel"], op, payload)
 
-    def mark_dispatched(self, job_id: str, *, reply: dict[str, Any] | None) -> None:
+    def mark_dispatched(
+        self, job_id: str, *, reply: dict[str, Any] | None, audit: AuditEntry | None = None
+    ) -> None:
         with self.transaction() as db:
+            if audit is not None:
+                self.stage_audit_in(db, audit)
             row = db.execute("SELECT channel, dispatched_at FROM jobs WHERE id = ?", (job_id,)).fetchone()
             db.execute("UPDATE jobs SET dispatched_at = ? WHERE id = ?", (self._clock(), job_id))
             self._event(db, job_id, None, actor=None, detail="dispatched")
@@ -406,18 +436,42 @@ class Store:
         row = self.db.execute("SELECT ts FROM slack_outbox WHERE id = ?", (outbox_id,)).fetchone()
         return row["ts"] if row else None
 
-    # ---- audit head -----------------------------------------------------------------------------
+    # ---- audit journal: the head, and entries staged until they are in the file ------------------
 
     def audit_head(self) -> tuple[int, str] | None:
         row = self.db.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
         return (int(row["seq"]), str(row["hash"])) if row else None
 
     def save_audit_head(self, seq: int, digest: str) -> None:
-        self.db.execute(
+        self._save_audit_head(self.db, seq, digest)
+
+    def _save_audit_head(self, db: sqlite3.Connection, seq: int, digest: str) -> None:
+        db.execute(
             "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)"
             " ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
             (seq, digest),
         )
+
+    def stage_audit(self, entry: AuditEntry) -> None:
+        with self.transaction() as db:
+            self.stage_audit_in(db, entry)
+
+    def stage_audit_in(self, db: sqlite3.Connection, entry: AuditEntry) -> None:
+        """Stage an audit entry inside a transaction the caller holds: it commits with the change."""
+        db.execute(
+            "INSERT INTO audit_staged (at, event, fields) VALUES (?, ?, ?)",
+            (entry.at, entry.event, json.dumps(entry.fields, ensure_ascii=False)),
+        )
+
+    def staged_audit(self, limit: int) -> list[Staged]:
+        rows = self.db.execute("SELECT * FROM audit_staged ORDER BY id LIMIT ?", (limit,))
+        return [Staged(r["id"], AuditEntry(r["at"], r["event"], json.loads(r["fields"]))) for r in rows]
+
+    def audit_written(self, staged_id: int | None, seq: int, digest: str) -> None:
+        with self.transaction() as db:
+            if staged_id is not None:
+                db.execute("DELETE FROM audit_staged WHERE id = ?", (staged_id,))
+            self._save_audit_head(db, seq, digest)
 
     def root_ts(self, job_id: str) -> str | None:
         row = self.db.execute("SELECT root_ts FROM jobs WHERE id = ?", (job_id,)).fetchone()

@@ -10,7 +10,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from handlers.blocks import Block, Rendered, context, escape, fields, section
+from handlers.blocks import SECTION_MAX, Block, Rendered, clip, context, escape, fields, section
 from handlers.forms import host_args
 from handlers.grammar import Words
 from handlers.registry import BotQuery, CommandSpec
@@ -103,6 +103,7 @@ class JobView:
     reason: str | None = None
     summary: str | None = None
     approvers: tuple[str, ...] = ()
+    denied_by: str | None = None
     thread_link: str | None = None
 
 
@@ -160,17 +161,38 @@ def render_hosts(hosts: list[HostView], pattern: str | None, *, now: float | Non
     return Rendered(f"{len(hosts)} hosts, {online} online", blocks)
 
 
+def _job_line(job: JobView, now: float) -> str:
+    """One job on one line: clipped free text, so twenty of them stay readable (and within Slack's
+    3,000 characters a section)."""
+    parts = [f"`{job.id}` *{job.state}*", f"`{escape(clip(job.text, 60))}`", f"by <@{job.requester}>"]
+    if job.approvers:
+        parts.append("approved by " + ", ".join(f"<@{a}>" for a in job.approvers))
+    if job.denied_by:
+        parts.append(f"denied by <@{job.denied_by}>")
+    parts.append(ago(job.created_at, now))
+    if job.reason:
+        parts.append(f"_{escape(clip(job.reason, 60))}_")
+    if job.summary:
+        parts.append(escape(clip(job.summary, 80)))
+    if job.thread_link:
+        parts.append(f"<{job.thread_link}|thread>")
+    return " · ".join(parts)
+
+
 def render_jobs(jobs: list[JobView], host: str | None, *, now: float | None = None) -> Rendered:
     now = time.time() if now is None else now
     scope = f" on {host}" if host else ""
     if not jobs:
         return Rendered(f"No jobs{scope}", [section(f"No jobs{scope} yet.")])
-    lines = [
-        f"`{job.id}` {job.state} · `{escape(job.text)}` · <@{job.requester}> · {ago(job.created_at, now)}"
-        + (f" · {escape(job.summary)}" if job.summary else "")
-        for job in jobs
-    ]
-    return Rendered(f"Recent jobs{scope}", [section(f"*Recent jobs{scope}*\n" + "\n".join(lines))])
+    chunks = [f"*Recent jobs{scope}*"]
+    for line in (_job_line(job, now) for job in jobs):
+        if len(chunks[-1]) + 1 + len(line) > SECTION_MAX:  # a new section rather than a cut-off line
+            chunks.append(line)
+        else:
+            chunks[-1] += "\n" + line
+    blocks: list[Block] = [section(chunk) for chunk in chunks]
+    blocks.append(context("`job <id>` shows one in full"))
+    return Rendered(f"Recent jobs{scope}: {len(jobs)}", blocks)
 
 
 def render_job(job: JobView, *, now: float | None = None) -> Rendered:
@@ -183,6 +205,8 @@ def render_job(job: JobView, *, now: float | None = None) -> Rendered:
         ("Last change", _stamp(job.updated_at)),
         ("Approved by", ", ".join(f"<@{a}>" for a in job.approvers) or "—"),
     ]
+    if job.denied_by:
+        rows.append(("Denied by", f"<@{job.denied_by}>"))
     blocks: list[Block] = [section(f"*Job `{job.id}`* — `{escape(job.text)}`"), fields(rows)]
     if job.reason:
         blocks.append(section(f"*Reason:* {escape(job.reason)}"))

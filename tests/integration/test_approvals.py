@@ -13,6 +13,7 @@ import pytest
 from bot.jobs import JobState
 from bot.runtime import BotRuntime
 from bot.slack_standin import ButtonNotFoundError, SlackStandIn
+from bot.slack_standin_blocks import blocks_to_lines
 from bot.slack_standin_model import Message
 from tests.conftest import ALICE, BOB, CHANNEL, EVE, OTHER_CHANNEL, settings_for, shown
 
@@ -97,6 +98,13 @@ def buttons(message: Message) -> list[str]:
 async def private_to(standin: SlackStandIn, user: str, n: int = 1) -> str:
     messages = await standin.wait_for_ephemerals(user, n)
     return messages[-1].text
+
+
+async def told(standin: SlackStandIn, user: str, words: str) -> None:
+    """Wait until ``user`` is told ``words`` privately (after a "checking" answer, say)."""
+    await standin.wait_for(
+        lambda: any(words in m.text for m in standin.ephemerals(user=user)), description=words
+    )
 
 
 async def test_a_risky_command_waits_for_approval_then_runs(oncall: SlackStandIn, bot: BotRuntime) -> None:
@@ -261,7 +269,9 @@ async def test_a_user_removed_from_on_call_loses_access_after_the_refresh(
     await bot.directory.refresh(max_age=0)  # the cache's TTL passing, done now
     response = await oncall.send_slash_command(user=CAROL, channel=CHANNEL, text="status host42")
     assert response.json is not None
-    assert "Not allowed" in response.json["text"]
+    assert "Checking your user groups" in response.json["text"]  # a "no" is always checked again...
+    await told(oncall, CAROL, "Not allowed")  # ...and Slack confirms it
+    assert len(bot.store.jobs()) == 1
     # ...and as an approver: her click no longer counts.
     _root, card = await request(oncall, "scan host43 full --reason r")
     await click(oncall, CAROL, card)
@@ -271,9 +281,11 @@ async def test_a_user_removed_from_on_call_loses_access_after_the_refresh(
 async def test_someone_just_added_to_on_call_is_let_in_after_a_check(
     oncall: SlackStandIn, bot: BotRuntime
 ) -> None:
-    """Refresh on miss: the cache says no, so the bot checks with Slack and answers privately."""
-    oncall.set_usergroup(ONCALL, [BOB, CAROL, EVE])
-    bot.directory._groups.clear()  # the cached entry has aged out
+    """Refresh on miss: the cache is fresh (read at start-up, well within its TTL) but says no, so the
+    bot checks with Slack anyway and answers privately."""
+    reads = len(oncall.calls_to("usergroups.users.list"))
+    oncall.set_usergroup(ONCALL, [BOB, CAROL, EVE])  # Eve joins on-call after the bot read the group
+    assert ONCALL not in bot.directory.groups_of(EVE)  # what the fresh cache believes
     response = await oncall.send_slash_command(user=EVE, channel=CHANNEL, text="status host42")
     assert response.json is not None
     assert "Checking your user groups" in response.json["text"]
@@ -282,6 +294,81 @@ async def test_someone_just_added_to_on_call_is_let_in_after_a_check(
         description="the answer",
     )
     await oncall.wait_for(lambda: len(bot.store.jobs()) == 1, description="the job")
+    assert len(oncall.calls_to("usergroups.users.list")) == reads + 1  # one group asked for, once
+
+
+async def test_a_miss_asks_only_for_the_groups_that_could_grant(
+    oncall: SlackStandIn, bot: BotRuntime
+) -> None:
+    """Eve has no grant; only S0ONCALL's members may run `status` here, so a miss asks for it alone,
+    and a second miss at once asks for nothing (rate-limited per group)."""
+    reads = len(oncall.calls_to("usergroups.users.list"))
+    first = await oncall.send_slash_command(user=EVE, channel=CHANNEL, text="status host42")
+    assert first.json is not None and "Checking" in first.json["text"]
+    await told(oncall, EVE, "Not allowed")
+    calls = oncall.calls_to("usergroups.users.list")[reads:]
+    assert [c.args.get("usergroup") for c in calls] == [ONCALL]
+    second = await oncall.send_slash_command(user=EVE, channel=CHANNEL, text="status host42")
+    assert second.json is not None and "Not allowed" in second.json["text"]  # answered at once
+    elsewhere = await oncall.send_slash_command(user=EVE, channel=OTHER_CHANNEL, text="status host42")
+    assert elsewhere.json is not None and "Not allowed" in elsewhere.json["text"]  # no group grants there
+    assert len(oncall.calls_to("usergroups.users.list")) == reads + 1
+
+
+async def test_an_approver_may_change_their_mind_and_deny_before_release(
+    tmp_path: Path, oncall: SlackStandIn
+) -> None:
+    runtime = await start_bot(tmp_path, oncall, required=2)
+    try:
+        root, card = await request(oncall, "scan host42 full --reason r")
+        await click(oncall, BOB, card)
+        await oncall.wait_for_reply_count(CHANNEL, root.ts, 2)
+        await click(oncall, BOB, card, "approval.deny")
+        (job,) = runtime.store.jobs()
+        await oncall.wait_for(lambda: state_of(runtime, job.id) is JobState.DENIED, description="denied")
+        replies = await oncall.wait_for_reply_count(CHANNEL, root.ts, 3)
+        assert "<@U0BOB> withdrew their approval and denied the request" in replies[2].text
+        await oncall.wait_for(lambda: buttons(current(oncall, card)) == [], description="buttons removed")
+        assert "Denied* by <@U0BOB>" in shown(current(oncall, card))
+        assert "0 of 2 approvals" in shown(current(oncall, card))  # the approval was withdrawn
+        approval = runtime.requests._approvals.get(job.id)
+        assert approval is not None and approval.approvals == () and approval.decided_by == BOB
+    finally:
+        await runtime.stop()
+
+
+async def test_jobs_list_who_asked_approved_or_denied_why_and_the_thread(
+    oncall: SlackStandIn, bot: BotRuntime
+) -> None:
+    """Through the real request path: two jobs on host42 (one approved, one denied), one elsewhere."""
+    root, card = await request(oncall, "scan host42 full --reason ticket IR-77")
+    await click(oncall, BOB, card)
+    await oncall.wait_for(lambda: bot.store.jobs()[0].state is JobState.QUEUED, description="released")
+    bot.store.transition(bot.store.jobs()[0].id, JobState.CANCELLED)  # so host42 may scan again
+    _root2, card2 = await request(oncall, "scan host42 custom C:\\Temp --reason check the temp dir")
+    await click(oncall, CAROL, card2, "approval.deny")
+    await oncall.wait_for(
+        lambda: any(j.state is JobState.DENIED for j in bot.store.jobs()), description="denied"
+    )
+    await oncall.send_slash_command(user=ALICE, channel=CHANNEL, text="status web-01")
+    await oncall.wait_for(lambda: all(j.root_ts for j in bot.store.jobs()), description="roots posted")
+
+    response = await oncall.send_slash_command(user=ALICE, channel=CHANNEL, text="jobs host42")
+    assert response.json is not None
+    assert response.json["response_type"] == "ephemeral"
+    lines = "\n".join(blocks_to_lines(response.json["blocks"])).splitlines()
+    approved = next(line for line in lines if "approved by <@U0BOB>" in line)
+    assert "*cancelled*" in approved and "by <@U0ALICE>" in approved and "_ticket IR-77_" in approved
+    assert f"/archives/{CHANNEL}/p{root.ts.replace('.', '')}|thread>" in approved
+    denied = next(line for line in lines if "denied by <@U0CAROL>" in line)
+    assert "*denied*" in denied and "_check the temp dir_" in denied and "|thread>" in denied
+    assert not any("web-01" in line for line in lines)  # only host42's jobs
+    assert len(response.json["blocks"]) <= 50
+
+    (denied_job,) = [j for j in bot.store.jobs() if j.state is JobState.DENIED]
+    detail = await oncall.send_slash_command(user=ALICE, channel=CHANNEL, text=f"job {denied_job.id}")
+    assert detail.json is not None
+    assert "Denied by\n<@U0CAROL>" in "\n".join(blocks_to_lines(detail.json["blocks"])).replace("*", "")
 
 
 async def test_jobs_show_who_approved_and_why(oncall: SlackStandIn, bot: BotRuntime) -> None:

@@ -86,18 +86,60 @@ def test_a_removed_line_is_named(tmp_path: Path) -> None:
     assert verify(path, head=head.value).message == "line 4: expected entry 4, found 5 (removed before it)"
 
 
-def test_reordered_lines_are_named(tmp_path: Path) -> None:
+def swapped(path: Path, i: int, j: int) -> None:
+    content = lines(path)
+    content[i], content[j] = content[j], content[i]
+    path.write_text("".join(content))
+
+
+def test_swapped_lines_are_named_as_reordered(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    head = write_log(path)
+    swapped(path, 1, 2)
+    assert verify(path, head=head.value).message == (
+        "line 2: entry 3 comes before entry 2, which is at line 3 (reordered)"
+    )
+    swapped(path, 1, 2)
+    assert verify(path, head=head.value).ok
+    swapped(path, 3, 4)
+    assert verify(path, head=head.value).message == (
+        "line 4: entry 5 comes before entry 4, which is at line 5 (reordered)"
+    )
+
+
+def test_a_line_moved_far_is_named_as_reordered_not_removed(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     head = write_log(path)
     content = lines(path)
-    content[1], content[2] = content[2], content[1]
+    content.append(content.pop(1))  # entry 2 moved to the end
     path.write_text("".join(content))
-    assert verify(path, head=head.value).message == "line 2: expected entry 2, found 3 (removed before it)"
+    assert verify(path, head=head.value).message == (
+        "line 2: entry 3 comes before entry 2, which is at line 6 (reordered)"
+    )
+
+
+def test_a_copied_line_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    head = write_log(path)
     content = lines(path)
-    content[1], content[2] = content[2], content[1]
-    content[4], content[3] = content[3], content[4]
+    content.insert(3, content[2])
     path.write_text("".join(content))
-    assert verify(path, head=head.value).message.startswith("line 4: expected entry 4, found 5")
+    assert verify(path, head=head.value).message == "line 4: a copy of line 3 (inserted)"
+
+
+def test_lines_added_after_the_head_are_named(tmp_path: Path) -> None:
+    """One line past the head is what a crash leaves (see test_audit_crash); two cannot be."""
+    path = tmp_path / "audit.jsonl"
+    head = write_log(path, 6)
+    stale = head.value
+    write_log(path, 2)  # two more, chained on, while the database's head stays where it was
+    assert stale is not None
+    verdict = verify(path, head=stale)
+    assert not verdict.ok
+    assert verdict.message == (
+        "line 8: entry 8 comes after the last entry the bot wrote (6) and the one it may have been "
+        "writing as it stopped (7) (added)"
+    )
 
 
 def test_lines_cut_off_the_end_are_caught_by_the_stored_head(tmp_path: Path) -> None:
