@@ -593,3 +593,116 @@ def test_nonces_must_be_full_length(bot_key: Ed25519PrivateKey, agent_key: Ed255
         agent_for(agent_key, pinned="x", nonce=b"short")
     with pytest.raises(ValueError, match="32 bytes"):
         ServerConnection(keyring=FakeKeyRing(), signing_key=bot_key, nonce=b"short", now=0.0)
+
+
+def ready_pair(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey
+) -> tuple[AgentConnection, ServerConnection]:
+    keyring = FakeKeyRing()
+    keyring.keys["host42"] = keys.encode_public_key(agent_key.public_key())
+    agent = agent_for(agent_key, pinned=keys.encode_public_key(bot_key.public_key()))
+    server = server_for(keyring, bot_key)
+    pump(agent, server)
+    assert agent.state is State.READY and server.state is State.READY
+    return agent, server
+
+
+@pytest.mark.parametrize(
+    ("stage", "frame", "reason"),
+    [
+        pytest.param("connecting", wire.Welcome(enrolled=True, heartbeat_interval=1), "welcome before the challenge",
+                     id="welcome-first"),
+        pytest.param("connecting", wire.ResultAck(job_id="j-0123456789"), "result_ack before the challenge",
+                     id="ack-first"),
+        pytest.param("authenticating", wire.ResultAck(job_id="j-0123456789"), "result_ack before welcome",
+                     id="ack-before-welcome"),
+        pytest.param("ready", wire.Welcome(enrolled=True, heartbeat_interval=1), "unexpected welcome when ready",
+                     id="second-welcome"),
+    ],
+)  # fmt: skip
+def test_the_agent_takes_server_frames_only_in_order(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey, stage: str, frame: wire._Frame, reason: str
+) -> None:
+    if stage == "ready":
+        agent, _ = ready_pair(bot_key, agent_key)
+    else:
+        agent = agent_for(agent_key, pinned=keys.encode_public_key(bot_key.public_key()))
+        if stage == "authenticating":
+            assert agent.receive(genuine_challenge(bot_key, agent)) == []
+    assert agent.receive(wire.dump(frame)) == [protocol.Closed(reason)]
+
+
+def test_the_agent_refuses_an_oversized_server_frame(agent_key: Ed25519PrivateKey) -> None:
+    agent = agent_for(agent_key, pinned="x")
+    assert agent.receive("x" * (Limits.max_frame_bytes + 1)) == [
+        protocol.Closed("oversized frame from server")
+    ]
+
+
+def test_a_challenge_of_another_version_is_refused(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey
+) -> None:
+    agent = agent_for(agent_key, pinned=keys.encode_public_key(bot_key.public_key()))
+    frame = {**json.loads(genuine_challenge(bot_key, agent)), "v": 3}
+    assert agent.receive(json.dumps(frame)) == [
+        protocol.Closed("the bot speaks protocol version 3, this agent 2; run the same release on both")
+    ]
+
+
+def test_the_server_takes_agent_frames_only_in_order(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey
+) -> None:
+    agent = agent_for(agent_key, pinned=keys.encode_public_key(bot_key.public_key()))
+    server = server_for(FakeKeyRing(), bot_key)
+    (hello,) = agent.data_to_send()
+    server.receive(hello, 1.0)
+    assert server.receive(hello, 1.0) == [protocol.Closed("hello before authentication")]
+
+    _, ready = ready_pair(bot_key, agent_key)
+    auth = wire.dump(wire.Auth(signature="AA"))
+    assert ready.receive(auth, 2.0) == [protocol.Closed("unexpected auth after authentication")]
+
+
+def test_a_signature_that_is_not_base64_is_a_bad_signature(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey
+) -> None:
+    agent = agent_for(agent_key, pinned=keys.encode_public_key(bot_key.public_key()))
+    server = server_for(FakeKeyRing(), bot_key)
+    server.receive(agent.data_to_send()[0], 1.0)
+    assert server.receive(wire.dump(wire.Auth(signature="A")), 1.0) == [
+        protocol.Closed("bad authentication signature")
+    ]
+
+
+def test_frames_flow_both_ways_once_ready(bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey) -> None:
+    agent, server = ready_pair(bot_key, agent_key)
+    result = wire.JobResult(
+        job_id="j-0123456789",
+        status="succeeded",
+        outcome={"succeeded": True, "summary": "x"},  # type: ignore[arg-type]
+        started_at=0,
+        finished_at=1,
+    )
+    agent.send_heartbeat(INFO)
+    agent.send_progress("j-0123456789", "running scan")
+    agent.send_result(result)
+    agent.send_refused("j-0123456789", "not here")
+    events: list[object] = []
+    for frame in agent.data_to_send():
+        events += server.receive(frame, 2.0)
+    assert events == [
+        protocol.HeartbeatReceived(INFO),
+        protocol.ProgressReceived(
+            wire.Progress(job_id="j-0123456789", stage="running", message="running scan")
+        ),
+        protocol.ResultReceived(result),
+        protocol.JobRefused("j-0123456789", "not here"),
+    ]
+    assert server.close("revoked") == [protocol.Closed("revoked")]
+    (error,) = (json.loads(f) for f in server.data_to_send())
+    assert error == {"type": "error", "code": "closed", "message": "revoked"}
+    server.close("again")
+    assert server.data_to_send() == []  # one error frame per connection, however often it is closed
+    assert agent.receive(wire.dump(wire.Error(**{k: v for k, v in error.items() if k != "type"}))) == [
+        protocol.Closed("server closed the connection: revoked")
+    ]
