@@ -146,7 +146,11 @@ def _revoke(args: argparse.Namespace) -> int:
     connected = asyncio.run(admin.notify_revoked(data_dir, host))
     if not known:
         print(f"{host} was not enrolled (or already revoked); its unused tokens are void", file=sys.stderr)
-    state = {True: "its connection was closed", False: "it was not connected", None: "no bot is running"}
+    state = {
+        True: "its connection was closed",
+        False: "it was not connected",
+        None: "no running bot answered on its control socket; a running bot cuts it off within 5 s",
+    }
     print(f"{host} revoked; {state[connected]}. It can come back only with a new `defender-bot enroll`.")
     return 0
 
