@@ -148,3 +148,94 @@ def test_the_approver_rule() -> None:
     assert approval.may_approve("U0BOB", frozenset())
     assert approval.may_approve("U0CAROL", frozenset({"S0ONCALL"}))
     assert not approval.may_approve("U0EVE", frozenset({"S0OTHER"}))
+
+
+def test_an_approver_may_change_their_mind_and_deny_before_release(store: Store) -> None:
+    make_job(store, required=2)
+    approvals = Approvals(store)
+    assert approvals.vote("j-00000000a1", "U0BOB", Vote.APPROVE, now=NOW, posts=no_posts).verdict is (
+        Verdict.COUNTED
+    )
+    changed = approvals.vote("j-00000000a1", "U0BOB", Vote.DENY, now=NOW + 5, posts=no_posts)
+    assert changed.verdict is Verdict.DENIED and changed.withdrawn
+    assert changed.approval is not None
+    assert changed.approval.approvals == () and changed.approval.decided_by == "U0BOB"
+    assert store.get("j-00000000a1").state is JobState.DENIED  # type: ignore[union-attr]
+    first = approvals.vote("j-00000000a1", "U0CAROL", Vote.DENY, now=NOW, posts=no_posts)
+    assert first.verdict is Verdict.ALREADY_DECIDED and not first.withdrawn
+
+
+def test_a_first_deny_is_not_a_withdrawal(store: Store) -> None:
+    make_job(store, required=2)
+    outcome = Approvals(store).vote("j-00000000a1", "U0CAROL", Vote.DENY, now=NOW, posts=no_posts)
+    assert outcome.verdict is Verdict.DENIED and not outcome.withdrawn
+
+
+def test_an_approval_that_released_the_job_cannot_be_taken_back(store: Store) -> None:
+    make_job(store, required=1)
+    approvals = Approvals(store)
+    approvals.vote("j-00000000a1", "U0BOB", Vote.APPROVE, now=NOW, posts=no_posts)
+    late = approvals.vote("j-00000000a1", "U0BOB", Vote.DENY, now=NOW + 1, posts=no_posts)
+    assert late.verdict is Verdict.ALREADY_DECIDED
+    assert store.get("j-00000000a1").state is JobState.QUEUED  # type: ignore[union-attr]
+
+
+def race(path: Path, job_id: str, clicks: list[tuple[str, Vote]]) -> dict[str, Verdict]:
+    """The clicks at the same moment, each through its own database connection."""
+    start = threading.Barrier(len(clicks))
+    verdicts: dict[str, Verdict] = {}
+
+    def click(user: str, vote: Vote) -> None:
+        store = Store(path)
+        start.wait()
+        verdicts[user] = Approvals(store).vote(job_id, user, vote, now=NOW, posts=no_posts).verdict
+        store.close()
+
+    threads = [threading.Thread(target=click, args=c) for c in clicks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return verdicts
+
+
+def test_a_withdrawal_racing_the_last_approval_decides_once(tmp_path: Path) -> None:
+    """Bob changes his mind while Carol gives the second approval: one of them wins, atomically."""
+    path = tmp_path / "db.sqlite"
+    for attempt in range(10):
+        job_id = f"j-00000000b{attempt}"
+        store = Store(path)
+        make_job(store, required=2, job_id=job_id)
+        Approvals(store).vote(job_id, "U0BOB", Vote.APPROVE, now=NOW, posts=no_posts)
+        verdicts = race(path, job_id, [("U0BOB", Vote.DENY), ("U0CAROL", Vote.APPROVE)])
+        assert sorted(v.value for v in verdicts.values()) in (
+            ["already_decided", "denied"],
+            ["already_decided", "approved"],
+        )
+        winner = JobState.DENIED if verdicts["U0BOB"] is Verdict.DENIED else JobState.QUEUED
+        job = store.get(job_id)
+        assert job is not None and job.state is winner
+        assert [e["state"] for e in store.events(job_id) if e["state"]] == ["pending_approval", winner.value]
+        if winner is JobState.QUEUED:
+            store.transition(job_id, JobState.CANCELLED)  # host42 may take the next round's scan
+        store.close()
+
+
+def test_a_vote_and_its_audit_entry_commit_together(store: Store) -> None:
+    from bot.audit import AuditEntry
+
+    make_job(store, required=2)
+    approvals = Approvals(store)
+
+    def entry(outcome: Outcome) -> AuditEntry:
+        return AuditEntry(NOW, "decision", {"verdict": outcome.verdict.value})
+
+    def broken_posts(outcome: Outcome) -> list[tuple[str, dict[str, object]]]:
+        raise RuntimeError("the process dies mid-transaction")
+
+    with pytest.raises(RuntimeError):
+        approvals.vote("j-00000000a1", "U0BOB", Vote.APPROVE, now=NOW, posts=broken_posts, audit=entry)
+    assert store.staged_audit(10) == []  # rolled back with the vote
+    assert approvals.get("j-00000000a1").approvals == ()  # type: ignore[union-attr]
+    approvals.vote("j-00000000a1", "U0BOB", Vote.APPROVE, now=NOW, posts=no_posts, audit=entry)
+    assert [s.entry.fields for s in store.staged_audit(10)] == [{"verdict": "counted"}]
