@@ -20,7 +20,7 @@ _DRIVE_PATH = re.compile(r"[A-Za-z]:\\")
 _FORBIDDEN_IN_PATH = set('<>"|?*')
 _THREAT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9:/._!#@+()\-]{0,255}")
 _SET_ID = re.compile(r"[A-Za-z0-9{][A-Za-z0-9{}_.\-]{0,127}")
-_HEX = re.compile(r"(?:0[xX])?([0-9A-Fa-f]{1,8})")
+_HEX = re.compile(r"(?:0[xX])?0{0,64}([0-9A-Fa-f]{1,8})")  # ASCII only; leading zeros are fine
 
 
 def refuse_option_like(value: str, *, what: str) -> None:

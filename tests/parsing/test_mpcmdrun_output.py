@@ -885,6 +885,15 @@ MAPS_CASES = [
                 "upper-case",
             ),
             ("hr=0x80072efe)", 0x80072EFE, None, "Connection interrupted (0x80072EFE)", "lower-case-no-http"),
+            # A code below 0x80000000 is odd, but the line itself says "failed": the code is kept.
+            (
+                "hr=0x12345678 httpcode=451)",
+                0x12345678,
+                451,
+                "Error (0x12345678, httpcode 451)",
+                "low-hr-kept",
+            ),
+            ("hr=0 httpcode=450)", 0, 450, "Error (0x00000000, httpcode 450)", "zero-hr-kept"),
         ]
     ],
     pytest.param(

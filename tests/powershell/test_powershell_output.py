@@ -554,3 +554,29 @@ def test_parse_time(value: object, expected: datetime | None) -> None:
         assert parsed.tzinfo is not None
         if isinstance(value, str) and "+0200" in value:
             assert parsed.utcoffset() == timedelta(hours=2)
+
+
+@pytest.mark.parametrize(
+    ("ids", "kept", "summary"),
+    [
+        ((2147735505,), [2147735505], "1 detection (1 active) of threat 2147735505"),
+        (
+            (2147519003, 2147735505),
+            [2147735505, 2147519003],  # newest first, as Defender lists them
+            "2 detections (1 active) of threats 2147519003, 2147735505",
+        ),
+        ((42,), [], "No detections of threat 42"),
+    ],
+)
+def test_threat_ids_keep_only_those_threats(ids: tuple[int, ...], kept: list[int], summary: str) -> None:
+    """Get-MpThreatDetection -ThreatID: the fixed script runs, the agent keeps the asked-for rows."""
+    outcome = interpret(ThreatsCommand(threat_ids=ids), run(TWO_DETECTIONS))
+    assert isinstance(outcome.report, ThreatsReport)
+    assert [d.threat_id for d in outcome.report.detections] == kept
+    assert outcome.summary == summary
+    empty = interpret(ThreatsCommand(threat_ids=ids), run(""))
+    assert (
+        empty.succeeded
+        and empty.summary
+        == f"No detections of threat{'s' if len(ids) > 1 else ''} " + ", ".join(map(str, ids))
+    )

@@ -148,6 +148,7 @@ def test_maps_success(host: Host) -> None:
         ("0x80070005", 450),
         ("0x80070006", 451),
         ("0x80508015", 0),
+        ("0x800722F0D", 0),  # sic, nine digits: as Microsoft's CLI documentation prints it
         ("0x80072EE7", 451),
         ("0x80004005", 450),
         ("0x80072F8F", 0),
@@ -164,6 +165,35 @@ def test_maps_failures(host: Host, hr: str, http: int) -> None:
             f"MpCmdRun.exe: hr = {hr}",
         ],
     )
+
+
+def test_every_maps_failure_of_the_reference_is_simulated() -> None:
+    from agent_bridge.simulator.mpcmdrun_schema import MAPS_HTTP_CODES
+
+    documented = {
+        0x80070005,
+        0x80070006,
+        0x80508015,
+        0x800722F0D,
+        0x80072EE7,
+        0x80004005,
+        0x80072F8F,
+        0x80072EFE,
+    }
+    assert set(MAPS_HTTP_CODES) == documented
+
+
+def test_the_nine_digit_maps_code_reads_back_as_printed(host: Host) -> None:
+    """What the simulator prints for 0x800722F0D, the agent's parser explains with the same code."""
+    from agent_bridge.commands import MapsCheckCommand
+    from agent_bridge.mpcmdrun_output import interpret
+    from agent_bridge.runner import RunResult
+
+    host.configure(maps="0x800722f0d")
+    result = host.run("-ValidateMapsConnection")
+    outcome = interpret(MapsCheckCommand(), RunResult(exit_code=result.code, output="\n".join(result.lines)))
+    assert outcome.error is not None and outcome.error.hresult == "0x800722F0D"
+    assert outcome.summary == "Cloud connection blocked (0x800722F0D, httpcode 0)"
 
 
 def test_maps_spelling_switches_and_http_code(host: Host) -> None:

@@ -392,3 +392,67 @@ def test_every_policy_name_of_the_spec_is_reachable() -> None:
         "dynsig.list", "dynsig.add", "dynsig.remove",
     }  # fmt: skip
     assert REGISTRY.policy_names == spec_names
+
+
+# --- the registry is the one place a command's time limit and renderer live --------------------------
+
+
+def _report_kinds() -> set[str]:
+    from typing import get_args
+
+    from agent_bridge.reports import Report
+
+    (union, *_) = get_args(Report)
+    return {model.model_fields["kind"].default for model in get_args(union)}
+
+
+def test_every_report_kind_renders_through_its_commands_spec() -> None:
+    from handlers import RENDERERS
+
+    assert set(RENDERERS) == _report_kinds()
+    for kind, renderer in RENDERERS.items():
+        spec = REGISTRY.get(kind)
+        assert spec is not None and spec.renderer is renderer and not spec.native
+
+
+def test_every_typed_command_has_one_owner_with_a_time_limit() -> None:
+    from agent_bridge import commands as c
+
+    REGISTRY.check_owns(c.ACTIONS)  # also done at import: a model nobody owns fails start-up
+    assert REGISTRY.owner(c.DynamicSignatureAddCommand(path="C:\\s.vdm")).name == "dynsig"
+    assert REGISTRY.owner(c.ThreatsCommand(threat_ids=(1,))).name == "threats"
+    assert REGISTRY.timeout(c.ScanCommand()) == 86400.0
+    assert REGISTRY.timeout(c.ScanCommand(scan_type=c.ScanType.FULL)) == 7 * 86400.0
+    assert REGISTRY.timeout(c.ScanCommand(timeout_days=2)) == 2 * 86400.0 + 600.0
+    assert REGISTRY.timeout(c.UpdateCommand()) == 1800.0
+    assert REGISTRY.timeout(c.MapsCheckCommand()) == 300.0
+
+
+def test_the_bot_reads_the_time_limit_from_the_registry() -> None:
+    from agent_bridge import commands as c
+    from bot.jobs import run_timeout
+
+    for command in (
+        c.ScanCommand(timeout_days=30),
+        c.GetFilesCommand(),
+        c.CancelCommand(),
+        c.StatusCommand(),
+    ):
+        assert run_timeout(command) == REGISTRY.owner(command).timeout_for(command)
+
+
+def test_ownership_mistakes_fail_at_start_up() -> None:
+    from agent_bridge import commands as c
+    from handlers import checks, scan
+    from handlers.registry import CommandSpec, Registry
+
+    twin = CommandSpec(
+        name="scan2", summary="", forms=("scan2",), example="scan2", policy_names=(), parse=scan.parse,
+        makes=(c.ScanCommand,),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="'scan' is owned by 'scan' and 'scan2'"):
+        Registry([scan.SPEC, twin])
+    with pytest.raises(ValueError, match="without an owner"):
+        Registry([scan.SPEC, *checks.SPECS]).check_owns(c.ACTIONS)
+    with pytest.raises(LookupError, match="no command owns 'maps'"):
+        Registry([scan.SPEC]).timeout(c.MapsCheckCommand())

@@ -2,20 +2,21 @@
 
 Every input either becomes a typed command whose argv has exactly the allowlisted shape for that
 command, or is refused with a message; no value ever starts with ``-`` or ``/``; paths obey SPEC §3;
-and a refusal stores and sends nothing. The allowlist below is written out independently of
-``agent_bridge.commands`` so that a mistake there cannot hide itself here.
+and a refusal stores and sends nothing. The allowlist below, and the shape of every value in it (path,
+host, days, hex, threat name, set id), is written out independently of ``agent_bridge.commands`` and
+``agent_bridge.values`` so that a mistake there cannot hide itself here.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from agent_bridge import values
 from agent_bridge.commands import StatusCommand, ThreatsCommand
 from agent_bridge.wire import AgentInfo, JobEnvelope
 from bot.audit import AuditLog
@@ -32,12 +33,44 @@ from handlers.registry import BotQuery, HostAction
 Check = Callable[[str], object] | None
 
 
+# SPEC §3 and the README, as an oracle: absolute (C:\... or \\server\share...), at most 260 characters, no
+# control or invisible characters, none of <>"|?* and no '/' (Windows reads it as '\'), no ':' after the
+# drive (alternate data streams), no '.' or '..' part, nothing that MpCmdRun could read as an option.
+_ABSOLUTE = re.compile(r"(?:[A-Za-z]:\\|\\\\(?P<server>[^\\]+)\\[^\\]+(?:\\|$))", re.DOTALL)
+
+
 def _path(value: str) -> object:
-    return values.check_windows_path(value)
+    assert 0 < len(value) <= 260, value
+    assert value[0] not in "-/", value
+    assert not any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value), ascii(value)
+    assert not set('<>"|?*/') & set(value), value
+    prefix = _ABSOLUTE.match(value)
+    assert prefix is not None, value
+    assert prefix["server"] not in (".", "?"), value  # \\.\ and \\?\ are device namespaces, not shares
+    after_drive = value[2:]  # "C:" or the leading "\\"
+    assert ":" not in after_drive, value
+    assert not {".", ".."} & set(after_drive.split("\\")), value
+    return value
 
 
 def _days(value: str) -> object:
-    assert value.isdigit() and 1 <= int(value) <= 30, value
+    assert re.fullmatch(r"[1-9][0-9]?", value) and 1 <= int(value) <= 30, ascii(value)
+    return value
+
+
+def _host(value: str) -> object:
+    assert re.fullmatch(r"[a-z0-9._][a-z0-9._-]{0,252}", value), ascii(value)
+    return value
+
+
+def _threat_name(value: str) -> object:
+    """Defender's names: ASCII letters, digits and a few marks (``Virus:DOS/EICAR_Test_File``)."""
+    assert re.fullmatch(r"[A-Za-z0-9][\x21-\x7e]{0,255}", value) and not set("\"'<>|*?") & set(value), value
+    return value
+
+
+def _set_id(value: str) -> object:
+    assert re.fullmatch(r"[A-Za-z0-9{][A-Za-z0-9{}._-]{0,127}", value), ascii(value)
     return value
 
 
@@ -68,7 +101,7 @@ SHAPES: dict[str, tuple[list[list[str]], dict[str, Check]]] = {
     "quarantine": ([["-Restore", "-ListAll"]], {}),
     "restore": (
         [["-Restore"]],
-        {"-Name": values.check_threat_name, "-All": None, "-FilePath": _path, "-Path": _path},
+        {"-Name": _threat_name, "-All": None, "-FilePath": _path, "-Path": _path},
     ),
     "exclusion": ([["-CheckExclusion", "-Path"]], {}),
     "maps": ([["-ValidateMapsConnection"]], {}),
@@ -78,14 +111,13 @@ SHAPES: dict[str, tuple[list[list[str]], dict[str, Check]]] = {
     "dynsig.add": ([["-AddDynamicSignature", "-Path"]], {}),
     "dynsig.remove": ([["-RemoveDynamicSignature", "-SignatureSetID"]], {}),
 }
-TRAILING_VALUE = {"exclusion": _path, "dynsig.add": _path, "dynsig.remove": values.check_signature_set_id}
+TRAILING_VALUE = {"exclusion": _path, "dynsig.add": _path, "dynsig.remove": _set_id}
 POWERSHELL = {"status": StatusCommand().argv(), "threats": ThreatsCommand().argv()}
 
 
 def assert_allowlisted(action: HostAction) -> None:
     command = action.command
-    values.check_host(action.host)
-    assert action.host == action.host.lower()
+    _host(action.host)
     argv = command.argv()
     if command.action in POWERSHELL:
         assert argv == POWERSHELL[command.action]
@@ -137,6 +169,12 @@ WORDS = st.sampled_from(
         "-File", "/File", "-Path", "-Name", "-All", "-DisableRemediation", "-ReturnHR", "-DownloadFile", "--reason",
         "&amp;", "&lt;x&gt;", "“C:\\a b”", "—no-remediation", "<http://h.example|h.example>", "C:\\a\u202eb", "{1A-2B}",
         "-ScanPath", "-UpdateSource", "MMPC", "FullScan", "CustomScan", "j-0123456789", "web-*", "'",
+        # Adversarial: unicode digits, '..' and '/' inside paths, unicode dashes, zero-width characters.
+        "²", "٣", "１", "０x1F", "1" * 30, "C:\\x/..", "C:\\x/../Windows", "C:/Windows", "\\\\srv/share\\x",
+        "C:\\x\\..", "C:\\x\\.\\y", "..", "\\\\.\\pipe\\x", "\\\\?\\C:\\x", "C:\\x:ads", "C:\\x...",
+        "–Scan", "—ScanType", "−Timeout", "‐File", "－Path", "–no-remediation", "—reason", '"—File"', '"C:\\Q1 —Final"',
+        "C:\\a\u200bb", "\u200b-Scan", "\ufeff/Scan", "-\u200bScan", "\u200b--name", "C:\\x\u200b/..",
+        "-AsJob", "-ThreatID", "2147519003", "1,2", "InternalDefinitionUpdateServer", "-Timeout", "-Restore",
     ]
 )  # fmt: skip
 
@@ -152,6 +190,12 @@ def test_arbitrary_text_is_parsed_or_refused(text: str) -> None:
 @example("scan", ["host42", "custom", "-DisableRemediation"])
 @example("mpcmdrun", ["host42", "-Scan", "-ScanType", "3", "-File", "/etc/passwd"])
 @example("restore", ["host42", "--name", "-All"])
+@example("scan", ["host42", "custom", "C:\\x/.."])
+@example("restore", ["host42", "--file", "C:\\q\\x.exe", "--to", "C:\\x/../Windows"])
+@example("scan", ["host42", "--timeout", "²"])
+@example("mpcmdrun", ["host42", "-Scan", "-Timeout", "²"])
+@example("mpcmdrun", ["host42", "–Scan", "–ScanType", "3", "–File", "C:\\x/.."])
+@example("scan", ["host42", "custom", "C:\\x", "\u200b-DisableRemediation"])
 def test_command_shaped_text_is_allowlisted_or_refused(name: str, words: list[str]) -> None:
     parse_safely(" ".join([name, *words]))
 
@@ -184,9 +228,8 @@ def test_slack_encoding_changes_nothing(host: str, parts: list[str], smart_quote
     sent = f"scan {shown_host} custom {quoted} —no-remediation"
     meant = parse_safely(plain)
     assert parse_safely(sent) == meant
-    if meant is not None:
-        assert isinstance(meant, HostAction)
-        assert meant.command.argv()[4] == path
+    assert isinstance(meant, HostAction), "a well-formed path must be accepted"
+    assert meant.command.argv()[4] == path
 
 
 class NeverDispatch:

@@ -43,6 +43,13 @@ def test_good_windows_paths(path: str) -> None:
         pytest.param("C:\\a\u202eb", "invisible character U+202E", id="bidi-override"),
         pytest.param("C:\\file.txt:stream", "alternate data stream", id="ads"),
         pytest.param("C:\\a\\..\\Windows", "'.' or '..'", id="dotdot"),
+        pytest.param("C:\\x/..", "'.' or '..' (Windows reads '/' as '\\')", id="dotdot-slash"),
+        pytest.param("C:\\x/../Windows", "'.' or '..'", id="dotdot-slash-middle"),
+        pytest.param("C:\\x/./y", "'.' or '..'", id="dot-slash"),
+        pytest.param("\\\\srv\\share/..", "'.' or '..'", id="unc-dotdot-slash"),
+        pytest.param("C:/Windows", "backslashes only: C:\\Windows", id="forward-slashes"),
+        pytest.param("C:\\Users/Public", "backslashes only: C:\\Users\\Public", id="mixed-slashes"),
+        pytest.param("\\\\srv/share", "contains '/'", id="unc-slash"),
         pytest.param("C:\\" + "a" * 300, "at most 260", id="too-long"),
     ],
 )
@@ -71,13 +78,17 @@ def test_bad_hosts(host: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("raw", "maximum", "expected"), [("0x1f", 0x3F, "0x1F"), ("1F", 0x3F, "0x1F"), ("0X200", 0x3FF, "0x200")]
+    ("raw", "maximum", "expected"),
+    [("0x1f", 0x3F, "0x1F"), ("1F", 0x3F, "0x1F"), ("0X200", 0x3FF, "0x200"), ("0x00000000001", 0x3F, "0x1")],
 )
 def test_hex_masks(raw: str, maximum: int, expected: str) -> None:
     assert values.check_hex_mask(raw, what="level", maximum=maximum) == expected
 
 
-@pytest.mark.parametrize("raw", ["0x0", "0x40", "zz", "-0x1", "0x", "1 2"])
+@pytest.mark.parametrize(
+    "raw",
+    ["0x0", "0x40", "zz", "-0x1", "0x", "1 2", "０x1F", "١٠", "0x²", "0x1\u200b", "0x" + "0" * 100 + "1"],
+)
 def test_bad_hex_masks(raw: str) -> None:
     with pytest.raises(ValueError):
         values.check_hex_mask(raw, what="level", maximum=0x3F)
@@ -90,7 +101,20 @@ def test_threat_names(name: str) -> None:
     assert values.check_threat_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["-All", "/All", "Virus EICAR", 'a"b', ""])
+@pytest.mark.parametrize(
+    "name", ["-All", "/All", "Virus EICAR", 'a"b', "", "٣Virus:DOS/X", "Virus\u200b:DOS/X"]
+)
 def test_bad_threat_names(name: str) -> None:
     with pytest.raises(ValueError):
         values.check_threat_name(name)
+
+
+@pytest.mark.parametrize("set_id", ["{1A-2B}", "abc_1.2"])
+def test_signature_set_ids(set_id: str) -> None:
+    assert values.check_signature_set_id(set_id) == set_id
+
+
+@pytest.mark.parametrize("set_id", ["-x", "/x", "٣", "{1A 2B}", "a\u200bb", "ａbc"])
+def test_bad_signature_set_ids(set_id: str) -> None:
+    with pytest.raises(ValueError):
+        values.check_signature_set_id(set_id)
