@@ -19,6 +19,7 @@ from tests.conftest import shown
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 CHANNEL = "C0SECOPS"
+MANY = 26
 ADMIN = "U0BOB"
 POLICY = """
 [roles.admin]
@@ -77,15 +78,18 @@ HOSTS = [
     SimulatedHost(name="host45", state={"elevated": False}),
     SimulatedHost(
         name="host46",
+        # 26 files, each with its own threat: a custom scan lists 26 detection blocks, as MpCmdRun prints them.
+        files={f"C:\\Many\\f{i:02}.bin": f"x MARK-{i:02}-END x".encode() for i in range(MANY)},
         state={
             "mpcmdrun": {
+                "signatures": {f"MARK-{i:02}-END": f"Trojan:Win32/Fake.{i:02}!ml" for i in range(MANY)},
                 "quarantine": [
                     {
                         "threat": f"Trojan:Win32/Fake.{i}!ml",
                         "files": [{"path": f"C:\\Temp\\f{i}.exe", "quarantined_at": "2026-11-01T10:00:00Z"}],
                     }
                     for i in range(120)
-                ]
+                ],
             }
         },
     ),
@@ -259,6 +263,24 @@ async def test_output_too_long_for_a_message_goes_into_a_file(world: LocalDeploy
     content = world.standin.file_content(file.id).decode()
     assert "Trojan:Win32/Fake.0!ml" in content
     assert "Trojan:Win32/Fake.119!ml" in content
+
+
+async def test_many_detections_fit_one_message_and_the_full_list_goes_to_a_file(
+    world: LocalDeployment,
+) -> None:
+    """The stand-in refuses blocks real Slack would refuse (invalid_blocks): the result must still land."""
+    channel = "C0MANYTHREATS"
+    await world.command(ADMIN, "scan host46 custom C:\\Many --no-remediation", channel)
+    await world.settle()
+    (root,) = world.standin.history(channel)
+    *_, result, upload = world.standin.thread(channel, root.ts)
+    reply = shown(result)
+    assert f"{MANY} threats found" in reply
+    assert "Trojan:Win32/Fake.09!ml" in reply and "Fake.10!ml" not in reply.split("```")[0]
+    assert f"…and {MANY - 10} more threats (full list in the attached file)." in reply
+    (file,) = upload.files
+    assert "Trojan:Win32/Fake.25!ml" in world.standin.file_content(file.id).decode()
+    assert world.standin.warnings == []
 
 
 async def test_cancel_stops_a_running_scan(tmp_path_factory: pytest.TempPathFactory) -> None:
