@@ -19,6 +19,7 @@ from bot.local import SimulatedHost
 from bot.slack_standin_model import Message
 from tests.conftest import ALICE, BOB, CHANNEL, shown
 from tests.e2e.conftest import Deployment, deploy
+from tests.e2e.processes import BIN, Process
 
 pytestmark = [pytest.mark.e2e]
 
@@ -68,8 +69,10 @@ async def test_kill_the_bot_mid_job_and_nothing_is_lost(tmp_path: Path) -> None:
             description="host43 running",
         )
 
-        # 3. kill -9 the bot, and start it again on the same data and ports.
+        # 3. kill -9 the bot, and start it again on the same data and ports. Right after the kill, the
+        #    audit log still verifies: a crash is never mistaken for tampering.
         await deployment.kill_bot()
+        await audit_verifies(deployment)
         await deployment.start_bot()
         await deployment.bot.wait_for_line(r"agent host42 online", timeout=30)
         await deployment.bot.wait_for_line(r"agent host43 online", timeout=30)
@@ -101,6 +104,15 @@ async def test_kill_the_bot_mid_job_and_nothing_is_lost(tmp_path: Path) -> None:
         await standin.wait_for(lambda: "succeeded" in shown(standin.find_message(CHANNEL, running_root.ts)),
                                description="root updated")  # fmt: skip
 
+        # 6. The audit log has each job's request and result exactly once, across the crash.
+        await audit_verifies(deployment)
+        log = [json.loads(line) for line in (deployment.data_dir / "audit.jsonl").read_text().splitlines()]
+        for job in {e["job"] for e in log if e["event"] == "request" and e.get("outcome") == "accepted"}:
+            kinds = Counter(e["event"] for e in log if e.get("job") == job)
+            assert kinds["request"] == 1 and kinds["result"] == 1, (job, kinds)
+        assert [e["seq"] for e in log] == list(range(1, len(log) + 1))
+        assert any(e["event"] == "decision" and e.get("verdict") == "approved" for e in log)
+
 
 async def test_kill_the_agent_mid_scan_and_the_job_ends_clearly(tmp_path: Path) -> None:
     slow = SimulatedHost(
@@ -130,6 +142,12 @@ async def test_kill_the_agent_mid_scan_and_the_job_ends_clearly(tmp_path: Path) 
         assert len(results) == 1
         assert "The agent restarted while the job was running" in results[0].text
         assert "agent process stopped mid-job" in shown(results[0])
+
+
+async def audit_verifies(deployment: Deployment) -> None:
+    verify = await Process.start("audit", [str(BIN / "defender-bot"), "audit", "verify"], env=deployment.env)
+    assert await verify.exited() == 0, verify.output()
+    assert "chain intact" in verify.output()
 
 
 def kill_orphaned_scan(record: Path) -> None:

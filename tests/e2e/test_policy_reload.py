@@ -41,4 +41,11 @@ async def test_sighup_reloads_and_a_bad_policy_is_refused(tmp_path: Path) -> Non
         still = await standin.send_slash_command(user=EVE, channel=CHANNEL, text="scan host43")
         assert still.json is not None
         assert "Accepted as job" in still.json["text"]  # the last good policy is still in force
+
+        (tmp_path / "policy.toml").write_text(
+            POLICY + EVE_GRANT + '[approval]\ncommands = ["scan.full"]\napprovers = { users = ["U0BOB"] }\n'
+            "expires_after = -5\n"
+        )
+        bot.proc.send_signal(signal.SIGHUP)
+        await bot.wait_for_line(r"policy not reloaded.*approval\.expires_after: must be more than 0")
         assert bot.proc.returncode is None
