@@ -63,7 +63,6 @@ def parse(words: Words) -> HostAction:
 
 MAX_DETECTIONS = 10  # two blocks each: with the rest of a result, well inside 50 blocks
 MAX_RESOURCES = 10
-HOUR = 3600.0
 DAY = 86400.0
 
 
