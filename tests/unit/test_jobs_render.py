@@ -1,0 +1,67 @@
+"""`jobs [host]` and `job <id>`: compact, complete, and within Slack's Block Kit limits."""
+
+from __future__ import annotations
+
+from handlers.blocks import BLOCKS_MAX, SECTION_MAX
+from handlers.fleet import JobView, render_job, render_jobs
+
+NOW = 1_800_000_000.0
+
+
+def view(i: int, **changes: object) -> JobView:
+    fields: dict[str, object] = {
+        "id": f"j-{i:010x}",
+        "host": "host42",
+        "text": "scan host42 full",
+        "state": "succeeded",
+        "requester": "U0ALICE",
+        "created_at": NOW - 300,
+        "updated_at": NOW - 60,
+    }
+    fields.update(changes)
+    return JobView(**fields)  # type: ignore[arg-type]
+
+
+def section_texts(blocks: list[dict[str, object]]) -> list[str]:
+    return [str(b["text"]["text"]) for b in blocks if b["type"] == "section"]  # type: ignore[index]
+
+
+def test_one_line_says_who_asked_approved_why_and_links_the_thread() -> None:
+    job = view(1, approvers=("U0BOB", "U0CAROL"), reason="ticket IR-77", summary="no threats",
+               thread_link="https://ws.slack.com/archives/C0SECOPS/p1")  # fmt: skip
+    (line,) = section_texts(render_jobs([job], "host42", now=NOW).blocks)[0].splitlines()[1:]
+    assert line == (
+        "`j-0000000001` *succeeded* · `scan host42 full` · by <@U0ALICE> · approved by <@U0BOB>, <@U0CAROL>"
+        " · 5m ago · _ticket IR-77_ · no threats · <https://ws.slack.com/archives/C0SECOPS/p1|thread>"
+    )
+
+
+def test_a_denied_job_names_who_denied_it() -> None:
+    job = view(2, state="denied", denied_by="U0CAROL")
+    text = section_texts(render_jobs([job], None, now=NOW).blocks)[0]
+    assert "*denied*" in text and "denied by <@U0CAROL>" in text and "approved by" not in text
+    detail = render_job(job, now=NOW)
+    fields = [f["text"] for b in detail.blocks for f in b.get("fields", [])]
+    assert "*Denied by*\n<@U0CAROL>" in fields
+
+
+def test_twenty_long_jobs_fit_without_a_line_cut_off() -> None:
+    long = "x" * 900
+    jobs = [
+        view(i, text=f"scan host42 custom C:\\{long}", reason=long, summary=long, approvers=("U0BOB",),
+             thread_link=f"https://ws.slack.com/archives/C0SECOPS/p{i:016d}")
+        for i in range(20)
+    ]  # fmt: skip
+    blocks = render_jobs(jobs, "host42", now=NOW).blocks
+    assert len(blocks) <= BLOCKS_MAX
+    texts = section_texts(blocks)
+    assert all(len(t) <= SECTION_MAX for t in texts)
+    assert all(not t.endswith("…") for t in texts)  # sections are split between lines, never inside one
+    lines = [line for t in texts for line in t.splitlines()][1:]
+    assert [line.split("`")[1] for line in lines] == [j.id for j in jobs]
+    assert all(line.endswith("|thread>") for line in lines)
+    assert all(len(line) < 400 for line in lines)  # free text is clipped: the list stays compact
+
+
+def test_no_jobs() -> None:
+    assert render_jobs([], "host42", now=NOW).text == "No jobs on host42"
