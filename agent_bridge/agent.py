@@ -33,7 +33,7 @@ from agent_bridge.powershell_reports import StatusReport
 from agent_bridge.protocol import AgentConnection, Closed, JobReceived, Ready, ResultAcked
 from agent_bridge.reports import EngineVersions, ErrorInfo, Outcome, RollbackReport, UpdateReport
 from agent_bridge.runner import DEFAULT_MAX_OUTPUT, Runner, RunResult, SubprocessRunner
-from agent_bridge.signed_jobs import JobRejected, open_job
+from agent_bridge.signed_jobs import JobRejected, check_window, verify_job
 
 log = logging.getLogger(__name__)
 
@@ -299,21 +299,21 @@ class Agent:
         pinned = self.state.pinned()
         assert pinned is not None
         try:
-            envelope = open_job(
+            envelope = verify_job(
                 job,
                 bot_key=pinned.server_key,
                 host=self.config.host,
-                now=self._clock(),
                 long_paths=discovery.long_paths_enabled(),
             )
+            if self._known(envelope.job_id):
+                self._answer_duplicate(session, envelope.job_id)
+                return
+            check_window(envelope, now=self._clock())
         except JobRejected as exc:
             log.warning("refused a job: %s", exc)
             session.protocol.send_refused(_job_id_hint(job), str(exc))
             return
         job_id = envelope.job_id
-        if self.state.seen(job_id):
-            self._answer_duplicate(session, job_id)
-            return
         action = envelope.command.action
         if action not in self.config.allowed_actions:
             log.warning("job %s refused: %s is not allowed on this host", job_id, action)
@@ -324,6 +324,10 @@ class Agent:
         self.state.remember(job_id, envelope.expires_at, now=self._clock())
         task = asyncio.create_task(self._execute(envelope), name=f"job {job_id}")
         self._running[job_id] = _Running(envelope, task)
+
+    def _known(self, job_id: str) -> bool:
+        """Seen before: remembered (until its expiry), still running, or its result not yet taken."""
+        return self.state.seen(job_id) or job_id in self._running or self.state.has_result(job_id)
 
     def _answer_duplicate(self, session: _Session, job_id: str) -> None:
         """The bot re-sent a job after a reconnect, or someone replayed one: never run it twice."""

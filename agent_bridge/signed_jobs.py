@@ -28,7 +28,18 @@ def sign_job(envelope: wire.JobEnvelope, key: Ed25519PrivateKey) -> wire.Job:
 def open_job(
     job: wire.Job, *, bot_key: str, host: str, now: float, long_paths: bool = False
 ) -> wire.JobEnvelope:
-    """Verify and parse a job, re-validating the command with this host's own rules."""
+    """Verify and parse a job, re-validating the command with this host's own rules, and check that it
+    is valid at ``now``."""
+    envelope = verify_job(job, bot_key=bot_key, host=host, long_paths=long_paths)
+    check_window(envelope, now=now)
+    return envelope
+
+
+def verify_job(job: wire.Job, *, bot_key: str, host: str, long_paths: bool = False) -> wire.JobEnvelope:
+    """Everything but the time: the signature, the command by this host's rules, the address.
+
+    The agent answers a job id it has already seen (with its result, or "still running") before it
+    looks at the time, so a job the bot re-sends after a long disconnection is still accounted for."""
     try:
         signature = keys.b64decode(job.signature)
     except ValueError as exc:
@@ -42,8 +53,11 @@ def open_job(
         raise JobRejected(f"the host refused the command: {first['msg']}") from exc
     if envelope.host != host.lower():
         raise JobRejected(f"the job is addressed to {envelope.host}, not {host}")
+    return envelope
+
+
+def check_window(envelope: wire.JobEnvelope, *, now: float) -> None:
     if envelope.expires_at <= now:
         raise JobRejected("the job expired before it reached the host")
     if envelope.issued_at > now + CLOCK_SKEW:
         raise JobRejected("the job was issued in the future; check the clocks of bot and host")
-    return envelope

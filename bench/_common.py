@@ -26,10 +26,14 @@ from typing import IO, Any, TypeVar
 
 import aiohttp
 
+from agent_bridge import keys
 from agent_bridge.agent import Agent, AgentConfig, backoff
 from agent_bridge.agent_state import AgentState
 from agent_bridge.runner import DEFAULT_MAX_OUTPUT, RunResult
+from bot.keyring import KeyRing
+from bot.runtime import database_path, signing_key_path
 from bot.slack_standin import SlackStandIn
+from bot.store import Store
 
 _T = TypeVar("_T")
 
@@ -354,6 +358,22 @@ async def start_bot(workdir: Path, standin: SlackStandIn, **extra: str) -> tuple
         env=bot_environment(workdir, standin, **extra),
     )
     return child, match.group(1), match.group(2)
+
+
+def announce_hosts(data_dir: Path, hosts: Sequence[str]) -> None:
+    """Make ``hosts`` known to a running bot the way `defender-bot enroll` does: a one-time token each,
+    issued on the bot's own database (a second connection, WAL). The bot refuses commands for hosts it
+    has never heard of; these are known, with no agent behind them (offline)."""
+    store = Store(database_path(data_dir))
+    try:
+        keyring = KeyRing(store)
+        server_key = keys.encode_public_key(
+            keys.load_or_create_private_key(signing_key_path(data_dir)).public_key()
+        )
+        for host in hosts:
+            keyring.issue_token(host, server_key=server_key, cert_fingerprint=None)
+    finally:
+        store.close()
 
 
 async def new_standin() -> SlackStandIn:

@@ -14,7 +14,8 @@ never shares an event loop with the server it measures:
 * ``defender-bot serve`` (the real bot, Slack Web API played by the local stand-in in this process), with
   ``help``; with ``status`` for an offline host (a job is stored, its root message and "waiting for the
   host" reply queued, before the ack), each command for a different host; and with every command for
-  the same offline host.
+  the same offline host. The hosts are made known to the bot first (an enrollment token each, as
+  `defender-bot enroll` issues), since it refuses hosts it has never heard of.
 
 Latency is from just before the request is sent until the whole answer is read. Slack gives up after 3 s.
 """
@@ -28,7 +29,7 @@ import itertools
 import logging
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ from _common import (
     USER,
     Child,
     Latency,
+    announce_hosts,
     heading,
     ms,
     new_standin,
@@ -82,14 +84,16 @@ class Sample:
 
 
 @asynccontextmanager
-async def target_url(target: Target, workdir: Path) -> AsyncIterator[str]:
-    """Start a fresh process for ``target``; yield its request URL; stop it (and all it needs) after."""
+async def target_url(target: Target, workdir: Path, *, hosts: Sequence[str] = ()) -> AsyncIterator[str]:
+    """Start a fresh process for ``target``; yield its request URL; stop it (and all it needs) after.
+    ``hosts``: the hosts its commands name, made known to the bot (enrollment tokens) before the load."""
     async with contextlib.AsyncExitStack() as stack:
         child: Child
         if target.kind == "bot":
             standin = await new_standin()
             stack.push_async_callback(standin.stop)
             child, url, _agents = await start_bot(workdir, standin)
+            announce_hosts(workdir / "bot", hosts)
         else:
             extra = ["--process-before-response"] if target.kind == "bolt-pbr" else []
             child, url = await start_bare("bolt", workdir, SIGNING_SECRET, *extra)
@@ -165,7 +169,8 @@ class Row:
 
 
 async def measure(target: Target, workdir: Path, *, total: int, concurrency: int, warmup: int) -> Row:
-    async with target_url(target, workdir) as url:
+    named = {words[1] for i in range(warmup + total) if len(words := target.text(i).split()) > 1}
+    async with target_url(target, workdir, hosts=sorted(named)) as url:
         await load(url, target.text, total=warmup, concurrency=concurrency, first=0)
         started = time.perf_counter()
         samples = await load(url, target.text, total=total, concurrency=concurrency, first=warmup)

@@ -13,6 +13,10 @@ An approver may change their mind while the request is still pending: a Deny aft
 the request, in the same single transaction. An approval after a deny is impossible (one deny ends the
 request), and an approval counted towards a release cannot be taken back once the job is released.
 
+The requester may withdraw their own request while it is pending (their Deny on its card, or anyone
+allowed to ``cancel`` the host's scan): the request ends as ``withdrawn`` and its job as cancelled, in
+the same kind of single transaction, so a withdrawal racing the last approval decides once.
+
 The audit entry of each click is staged in the click's own transaction (``audit``), so a crash cannot
 leave a decision without its audit line.
 """
@@ -46,13 +50,14 @@ class Verdict(enum.Enum):
     DUPLICATE = "duplicate"  # this approver already voted
     ALREADY_DECIDED = "already_decided"
     EXPIRED = "expired"  # the click came too late; the request is now expired
+    WITHDRAWN = "withdrawn"  # the request was withdrawn before anyone decided it
     NO_REQUEST = "no_request"
 
 
 @dataclass(frozen=True)
 class Approval:
     job_id: str
-    state: str  # pending, approved, denied, expired
+    state: str  # pending, approved, denied, expired, withdrawn
     required: int
     users: tuple[str, ...]
     groups: tuple[str, ...]
@@ -71,6 +76,15 @@ class Outcome:
     verdict: Verdict
     approval: Approval | None
     withdrawn: bool = False  # a deny from an approver who had approved before
+
+
+# What a decided request makes of its job.
+JOB_STATE_AFTER = {
+    "approved": JobState.QUEUED,
+    "denied": JobState.DENIED,
+    "expired": JobState.EXPIRED,
+    "withdrawn": JobState.CANCELLED,
+}
 
 
 class Approvals:
@@ -145,6 +159,30 @@ class Approvals:
         self._post(db, job_id, posts(outcome))
         return outcome
 
+    def withdraw(
+        self,
+        job_id: str,
+        user_id: str,
+        *,
+        now: float,
+        posts: Callable[[Outcome], Posts],
+        audit: AuditFor | None = None,
+    ) -> Outcome:
+        """End a pending request without running it, on its requester's (or a canceller's) word."""
+        with self._store.transaction() as db:
+            current = _load(db, job_id)
+            if current is None:
+                return Outcome(Verdict.NO_REQUEST, None)
+            if current.state != "pending":
+                return Outcome(Verdict.ALREADY_DECIDED, current)
+            if current.expires_at <= now:
+                outcome = self._close(db, current, "expired", None, now, posts)
+            else:
+                outcome = self._close(db, current, "withdrawn", user_id, now, posts)
+            if audit is not None:
+                self._store.stage_audit_in(db, audit(outcome))
+            return outcome
+
     def expire(
         self,
         job_id: str,
@@ -182,11 +220,8 @@ class Approvals:
         ).rowcount
         assert changed == 1  # we hold the write lock and saw it pending
         decided = _load(db, current.job_id)
-        verdict = {"approved": Verdict.APPROVED, "denied": Verdict.DENIED, "expired": Verdict.EXPIRED}[state]
-        outcome = Outcome(verdict, decided, withdrawn=withdrawn)
-        job_state = {"approved": JobState.QUEUED, "denied": JobState.DENIED, "expired": JobState.EXPIRED}[
-            state
-        ]
+        outcome = Outcome(Verdict(state), decided, withdrawn=withdrawn)
+        job_state = JOB_STATE_AFTER[state]
         self._store.transition_in(
             db, current.job_id, job_state, actor=user_id, detail=f"approval {state}", posts=posts(outcome)
         )

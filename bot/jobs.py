@@ -3,7 +3,8 @@
     pending_approval ──► queued ──► running ──► succeeded | failed | timed_out | cancelled
           │                │
           ├──► denied      ├──► cancelled | expired | failed (the host refused it)
-          └──► expired
+          ├──► expired     │
+          └──► cancelled (withdrawn by its requester, or by ``cancel <host>``, before anyone decided)
 
 A job never skips a state or repeats one: a result that arrives for a queued job (its "running" note was
 lost in a reconnect) first moves it to running, then to the result's state.
@@ -49,7 +50,9 @@ FINAL = frozenset(
 ACTIVE = frozenset({JobState.PENDING_APPROVAL, JobState.QUEUED, JobState.RUNNING})
 
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    JobState.PENDING_APPROVAL: frozenset({JobState.QUEUED, JobState.DENIED, JobState.EXPIRED}),
+    JobState.PENDING_APPROVAL: frozenset(
+        {JobState.QUEUED, JobState.DENIED, JobState.EXPIRED, JobState.CANCELLED}
+    ),
     JobState.QUEUED: frozenset({JobState.RUNNING, JobState.CANCELLED, JobState.EXPIRED, JobState.FAILED}),
     JobState.RUNNING: frozenset(
         {JobState.SUCCEEDED, JobState.FAILED, JobState.TIMED_OUT, JobState.CANCELLED}

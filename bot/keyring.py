@@ -104,6 +104,27 @@ class KeyRing:
         row = self._store.db.execute("SELECT revoked_at FROM agents WHERE host = ?", (host,)).fetchone()
         return bool(row and row["revoked_at"] is not None)
 
+    def standing(self, host: str, *, now: float | None = None) -> str:
+        """``enrolled``, ``revoked``, ``pending`` (a token is out and unused) or ``unknown``."""
+        row = self._store.db.execute("SELECT revoked_at FROM agents WHERE host = ?", (host,)).fetchone()
+        if row is not None:
+            return "revoked" if row["revoked_at"] is not None else "enrolled"
+        now = self._clock() if now is None else now
+        token = self._store.db.execute(
+            "SELECT 1 FROM enrollment_tokens WHERE host = ? AND used_at IS NULL AND expires_at > ?",
+            (host, now),
+        ).fetchone()
+        return "pending" if token else "unknown"
+
+    def host_names(self) -> list[str]:
+        """Every host the bot has a key for, or a live token for (for "did you mean")."""
+        rows = self._store.db.execute(
+            "SELECT host FROM agents WHERE revoked_at IS NULL UNION"
+            " SELECT host FROM enrollment_tokens WHERE used_at IS NULL AND expires_at > ? ORDER BY host",
+            (self._clock(),),
+        )
+        return [r["host"] for r in rows]
+
     def seen(self, host: str, info: wire.AgentInfo | None) -> None:
         self._store.db.execute(
             "UPDATE agents SET last_seen = ?, info = COALESCE(?, info) WHERE host = ?",

@@ -82,6 +82,17 @@ def expired(job: Job) -> Payload:
     return note(f":clock3: *{job.host}* did not connect before the job expired; nothing ran.")
 
 
+def cancelled_before_dispatch(job: Job, user: str) -> Payload:
+    return note(f":no_entry_sign: <@{user}> cancelled the job before it reached *{job.host}*; nothing ran.")
+
+
+def late_result(job: Job) -> Payload:
+    return note(
+        f":mailbox_with_mail: *{job.host}* reported this job's result after it had been ended here "
+        f"({STATE_LABELS[job.state]}); the result follows."
+    )
+
+
 def refused_by_host(job: Job, reason: str) -> Payload:
     return note(f":no_entry: *{job.host}* refused the job: {escape(reason)}")
 
@@ -105,7 +116,7 @@ def approval_card(
     required: int,
     expires_at: float,
     approvals: tuple[str, ...] = (),
-    decided: str | None = None,  # "approved", "denied", "expired"
+    decided: str | None = None,  # "approved", "denied", "expired", "withdrawn"
     decided_by: str | None = None,
     decided_at: float | None = None,
 ) -> Payload:
@@ -151,7 +162,12 @@ def approval_card(
     else:
         by = f" by <@{decided_by}>" if decided_by else ""
         when = f" at {clock_time(decided_at)}" if decided_at else ""
-        icon = {"approved": ":white_check_mark:", "denied": ":no_entry:", "expired": ":clock3:"}[decided]
+        icon = {
+            "approved": ":white_check_mark:",
+            "denied": ":no_entry:",
+            "expired": ":clock3:",
+            "withdrawn": ":no_entry_sign:",
+        }[decided]
         blocks.append(section(f"{icon} *{decided.capitalize()}*{by}{when}. {tally}."))
         text = f"{decided.capitalize()}: {job.text} on {job.host}"
     return {"text": text, "blocks": blocks}
@@ -182,4 +198,6 @@ def decision(
         return note(f":+1: <@{user}> approved ({count}/{required}); {more} needed.")
     if verdict == "denied":
         return note(f":no_entry: <@{user}> denied the request; nothing runs.")
+    if verdict == "withdrawn":
+        return note(f":no_entry_sign: <@{user}> withdrew the request before it was decided; nothing runs.")
     return note(":clock3: The request expired before enough approvals; nothing ran.")

@@ -10,6 +10,7 @@ log; those that change the database are staged in the same transaction (see ``bo
 
 from __future__ import annotations
 
+import difflib
 import logging
 import secrets
 import time
@@ -17,18 +18,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from agent_bridge.commands import CancelCommand
 from bot import messages
-from bot.approvals import Approval, Approvals, Outcome, Posts, Verdict, Vote
+from bot.approvals import JOB_STATE_AFTER, Approval, Approvals, Outcome, Posts, Verdict, Vote
 from bot.audit import AuditEntry, AuditLog
 from bot.directory import GroupDirectory
-from bot.jobs import Job, JobState, new_job_id
+from bot.jobs import IllegalTransition, Job, JobState, new_job_id
 from bot.keyring import KeyRing
 from bot.policy import Policy, Principal, authorize
 from bot.service import JobService
 from bot.store import ApprovalTerms, Store
 from handlers import fleet
-from handlers.blocks import Rendered
+from handlers.blocks import Rendered, escape
 from handlers.errors import AccessDenied, NotFound, UsageError, UserError
+from handlers.grammar import decode_slack
 from handlers.help import render_help
 from handlers.registry import BotQuery, HostAction, Registry
 
@@ -104,6 +107,11 @@ class RequestHandler:
                 reply = self._answer_query(request, principal, channel_id)
                 self._audit.write("query", **audit, outcome="answered")
                 return reply
+            self._check_host(request, principal, channel_id)
+            if isinstance(request.command, CancelCommand):
+                withdrawn = self._cancel_before_dispatch(request.host, principal.user_id, audit)
+                if withdrawn is not None:
+                    return withdrawn
             job = self._create_job(request, principal, channel_id, text, audit)
             if job.state is JobState.PENDING_APPROVAL:
                 return Reply(
@@ -153,6 +161,81 @@ class RequestHandler:
         groups = self._policy().groups_granting(policy_name, host=host, channel=channel)
         return groups if groups and self._directory.can_refresh(groups) else frozenset()
 
+    def _check_host(self, request: HostAction, principal: Principal, channel: str) -> None:
+        """Refuse a host the bot has never heard of (a typo would otherwise queue a job for an hour and
+        block the host's scans), or one that was revoked."""
+        standing = self._keyring.standing(request.host)
+        if standing == "revoked":
+            raise NotFound(
+                f"*{request.host}* was revoked: the bot no longer talks to its agent. A fleet admin can "
+                f"enroll it again with `defender-bot enroll {request.host}`."
+            )
+        if standing != "unknown":
+            return
+        policy = self._policy()
+        mine = [
+            host
+            for host in self._keyring.host_names()
+            if authorize(policy, principal, request.policy_name, host=host, channel=channel).allowed
+        ]
+        close = difflib.get_close_matches(request.host, mine, n=3, cutoff=0.6)
+        hint = (
+            "Did you mean " + " or ".join(f"`{h}`" for h in close) + "?"
+            if close
+            else "`/defender hosts` lists the hosts you may use."
+        )
+        raise NotFound(
+            f"There is no agent called *{escape(request.host)}*. {hint} A new host needs "
+            f"`defender-bot enroll <host>` and the agent installed first."
+        )
+
+    def _cancel_before_dispatch(self, host: str, user_id: str, audit: dict[str, str]) -> Reply | None:
+        """``cancel <host>`` when the host's scan has not reached it yet: the bot withdraws it itself
+        (the agent has nothing to cancel). None when the scan is on the host, or there is none."""
+        job = self._store.active_scan(host)
+        if job is None:
+            return None
+        if job.state is JobState.PENDING_APPROVAL:
+            outcome = self._withdraw(job, user_id, audit)
+            if outcome.verdict is not Verdict.WITHDRAWN:
+                return None  # decided or expired meanwhile: nothing waits any more
+        elif job.state is JobState.QUEUED and job.dispatched_at is None:
+            posts = [
+                ("reply", messages.cancelled_before_dispatch(job, user_id)),
+                (
+                    "update_root",
+                    messages.root(job, state=JobState.CANCELLED, summary="cancelled before it ran"),
+                ),
+            ]
+            entry = self._audit.entry("cancel", **audit, job=job.id, stage="queued")
+            try:
+                self._store.transition(
+                    job.id, JobState.CANCELLED, actor=user_id, detail="cancelled before it ran",
+                    posts=posts, audit=entry,
+                )  # fmt: skip
+            except IllegalTransition:
+                return None  # dispatched meanwhile: the agent's cancel goes after it
+            self._audit.flush()
+            self._service.outbox.wake()
+        else:
+            return None
+        log.info("job %s on %s: cancelled by %s before it ran", job.id, host, user_id)
+        return Reply(f"Cancelled job `{job.id}` (`{escape(job.text)}`) before it ran; nothing ran on {host}.")
+
+    def _withdraw(self, job: Job, user_id: str, audit: dict[str, str]) -> Outcome:
+        outcome = self._approvals.withdraw(
+            job.id,
+            user_id,
+            now=self._clock(),
+            posts=lambda o: self._decision_posts(job, user_id, o),
+            audit=lambda o: self._audit.entry(
+                "decision", **{**audit, "job": job.id}, verdict=o.verdict.value
+            ),
+        )
+        self._audit.flush()
+        self._service.outbox.wake()
+        return outcome
+
     def _create_job(
         self, request: HostAction, principal: Principal, channel: str, text: str, audit: dict[str, str]
     ) -> Job:
@@ -169,7 +252,7 @@ class RequestHandler:
             id=new_job_id(),
             host=request.host,
             command=request.command,
-            text=" ".join(text.split()),
+            text=" ".join(decode_slack(text).split()),  # as Slack shows it; escaped once, where shown
             requester=principal.user_id,
             channel=channel,
             reason=request.reason,
@@ -261,11 +344,20 @@ class RequestHandler:
             created_at=job.created_at,
             updated_at=job.updated_at,
             reason=job.reason,
-            summary=job.result.outcome.summary if job.result else None,
+            summary=self._summary(job),
             approvers=approval.approvals if approval else (),
             denied_by=approval.decided_by if approval is not None and denied else None,
             thread_link=link,
         )
+
+    def _summary(self, job: Job) -> str | None:
+        """The result's summary, or for a job that ended without one, why it ended."""
+        if job.result is not None:
+            return job.result.outcome.summary
+        if not job.state.final:
+            return None
+        ends = [e["detail"] for e in self._store.events(job.id) if e["state"] == job.state.value]
+        return ends[-1] if ends and ends[-1] else None
 
     # ---- approval clicks ------------------------------------------------------------------------
 
@@ -278,21 +370,28 @@ class RequestHandler:
         job = self._store.get(job_id)
         if approval is None or job is None:
             self._audit.write("click_refused", **audit, reason="no such request")
-            self._tell(user_id, channel_id, Reply("That approval request does not exist."), message_ts)
+            self._tell(user_id, channel_id, Reply("That approval request does not exist."))
+            return
+        # Private answers go to the job's thread: Slack threads an ephemeral under its parent only.
+        thread = job.root_ts or self._store.root_ts(job.id)
+        if user_id == job.requester and vote is Vote.DENY:
+            outcome = self._withdraw(job, user_id, audit)
+            private = _private_answer(outcome)
+            if private is not None:
+                self._tell(user_id, channel_id, private, thread)
             return
         if user_id == job.requester:
             self._audit.write("click_refused", **audit, reason="self-approval")
-            self._tell(
-                user_id,
-                channel_id,
-                Reply(":no_entry: You cannot approve or deny your own request."),
-                message_ts,
+            refusal = Reply(
+                ":no_entry: You cannot approve your own request. "
+                "Deny withdraws it, if it is no longer needed."
             )
+            self._tell(user_id, channel_id, refusal, thread)
             return
         if not await self._is_approver(approval, user_id):
             self._audit.write("click_refused", **audit, reason="not an approver")
             refusal = Reply(":no_entry: Only the named on-call approvers can decide this request.")
-            self._tell(user_id, channel_id, refusal, message_ts)
+            self._tell(user_id, channel_id, refusal, thread)
             return
         outcome = self._approvals.vote(
             job_id,
@@ -306,7 +405,7 @@ class RequestHandler:
         self._service.outbox.wake()
         private = _private_answer(outcome)
         if private is not None:
-            self._tell(user_id, channel_id, private, message_ts)
+            self._tell(user_id, channel_id, private, thread)
         if outcome.verdict is Verdict.APPROVED:
             self._service.spawn(self._service.dispatch(job.host, job.id))
 
@@ -348,10 +447,7 @@ class RequestHandler:
         if approval.card_outbox_id is not None:
             posts.append(("update_ref", {"ref": approval.card_outbox_id, **card}))
         if decided is not None:
-            state = {"approved": JobState.QUEUED, "denied": JobState.DENIED, "expired": JobState.EXPIRED}[
-                decided
-            ]
-            posts.append(("update_root", messages.root(job, state=state)))
+            posts.append(("update_root", messages.root(job, state=JOB_STATE_AFTER[decided])))
         return posts
 
     def _expiry_posts(self, job: Job) -> Callable[[Outcome], Posts]:

@@ -95,7 +95,10 @@ class JobService:
 
     async def _dispatch_one(self, job: Job) -> None:
         now = self._clock()
-        if job.expires_at <= now:
+        if self._keyring.is_revoked(job.host):
+            self._finish_revoked(job)
+            return
+        if job.expires_at <= now and job.dispatched_at is None:
             self._finish(
                 job,
                 JobState.EXPIRED,
@@ -103,6 +106,9 @@ class JobService:
                 summary="host never connected",
             )
             return
+        # A job sent before but never heard of again is sent once more, even past its expiry: the agent
+        # answers a job id it has seen with its result or "still running", and refuses an expired one it
+        # never received, which ends the job clearly.
         envelope = wire.JobEnvelope(
             job_id=job.id,
             host=job.host,
@@ -132,11 +138,22 @@ class JobService:
         now = self._clock()
         for job in self._store.due_jobs(now):
             started = job.dispatched_at or job.created_at
-            if job.state is JobState.RUNNING and now > started + run_timeout(job.command) + RESULT_GRACE:
+            overdue = now > started + run_timeout(job.command) + RESULT_GRACE
+            if job.state is JobState.QUEUED and self._keyring.is_revoked(job.host):
+                self._finish_revoked(job)
+            elif job.state is JobState.RUNNING and overdue:
                 why = f"no result from {job.host} within the job's time limit"
                 self._finish(
                     job, JobState.FAILED, posts=[("reply", messages.note(f":x: {why}."))], summary=why
                 )
+            elif job.state is JobState.QUEUED and job.dispatched_at is not None:
+                # Sent, but the host never said it started (its word was lost with the connection):
+                # it may be running, so only the job's own time limit gives up on it.
+                if overdue:
+                    why = f"sent to {job.host}, but no word back within the job's time limit"
+                    self._finish(
+                        job, JobState.FAILED, posts=[("reply", messages.note(f":x: {why}."))], summary=why
+                    )
             elif job.state is JobState.QUEUED and job.expires_at <= now:
                 self._finish(
                     job,
@@ -144,6 +161,11 @@ class JobService:
                     posts=[("reply", messages.expired(job))],
                     summary="host never connected",
                 )
+
+    def _finish_revoked(self, job: Job) -> None:
+        why = f"{job.host} was revoked"
+        note = messages.note(f":no_entry: *{job.host}* was revoked; the job was not sent and nothing ran.")
+        self._finish(job, JobState.FAILED, posts=[("reply", note)], summary=why)
 
     # ---- bridge events --------------------------------------------------------------------------
 
@@ -194,24 +216,30 @@ class JobService:
             log.warning("job %s belongs to %s but %s sent its result; ignored", job.id, job.host, host)
             return False
         if job.state.final:
+            if job.result is None:
+                self._late_result(job, result)
             return True  # a resend after a reconnect: already stored and announced once
         if job.state is JobState.QUEUED:
             self._store.transition(
                 job.id, JobState.RUNNING, actor=host, detail="result arrived before progress"
             )
         final = JobState(result.status)
-        # Parsed PowerShell JSON says everything in its report; its raw text is shown only when it failed.
-        show_output = job.command.tool == "mpcmdrun" or result.status != "succeeded"
-        rendered = render_result(result, host=job.host, renderers=RENDERERS, show_output=show_output)
-        posts = [("reply", messages.payload(rendered))]
-        if rendered.attachment is not None:
-            file = rendered.attachment
-            posts.append(
-                ("upload", {"filename": file.filename, "content": file.content, "title": file.title})
-            )
+        posts = _result_posts(job, result)
         self._finish(job, final, posts=posts, summary=result.outcome.summary, result=result)
         log.info("job %s on %s: %s", job.id, host, final.value)
         return True
+
+    def _late_result(self, job: Job, result: wire.JobResult) -> None:
+        """A result for a job that ended here without one: shown in its thread once, never dropped."""
+        posts = [("reply", messages.late_result(job)), *_result_posts(job, result)]
+        entry = self._audit.entry(
+            "late_result", job=job.id, host=job.host, status=result.status, summary=result.outcome.summary
+        )
+        if self._store.add_late_result(job.id, result, posts=posts, audit=entry):
+            self._audit.flush()
+            self.outbox.wake()
+            log.info("job %s on %s: late result (%s) after it ended as %s", job.id, job.host,
+                     result.status, job.state.value)  # fmt: skip
 
     async def job_refused(self, host: str, job_id: str, reason: str) -> None:
         job = self._store.get(job_id)
@@ -261,3 +289,15 @@ class JobService:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _result_posts(job: Job, result: wire.JobResult) -> list[tuple[str, messages.Payload]]:
+    """The thread reply of a result, and the file with the rest when it does not fit."""
+    # Parsed PowerShell JSON says everything in its report; its raw text is shown only when it failed.
+    show_output = job.command.tool == "mpcmdrun" or result.status != "succeeded"
+    rendered = render_result(result, host=job.host, renderers=RENDERERS, show_output=show_output)
+    posts: list[tuple[str, messages.Payload]] = [("reply", messages.payload(rendered))]
+    if rendered.attachment is not None:
+        file = rendered.attachment
+        posts.append(("upload", {"filename": file.filename, "content": file.content, "title": file.title}))
+    return posts

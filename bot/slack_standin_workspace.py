@@ -281,6 +281,9 @@ class Workspace:
         channel = self.channel(channel_id)
         if channel.members is not None and user not in channel.members:
             raise ApiError("user_not_in_channel")
+        if thread_ts is not None:
+            # Slack shows an ephemeral in a thread only under the thread's parent.
+            thread_ts = self.thread_parent(channel, thread_ts).ts
         ts = self.next_ts()
         message = Message(
             channel=channel.id,

@@ -217,7 +217,7 @@ class Store:
             busy = self.active_scan(job.host)
             if busy is None:  # pragma: no cover - the index is the only constraint a new id can hit
                 raise
-            raise AlreadyInProgress(job.host, busy.id) from exc
+            raise AlreadyInProgress(job.host, busy.id, stage=_stage(busy)) from exc
 
     def active_scan(self, host: str) -> Job | None:
         row = self.db.execute(
@@ -256,10 +256,12 @@ class Store:
         return [_job(row) for row in rows]
 
     def due_jobs(self, now: float) -> list[Job]:
-        """The jobs that may be overdue at ``now``: queued past their expiry, and every running one
-        (how long a running job may take depends on its command, which only the caller knows)."""
+        """The jobs that may be overdue at ``now``: queued past their expiry or for a revoked host, and
+        every running one (how long a running job may take depends on its command, which only the caller
+        knows)."""
         rows = self.db.execute(
-            "SELECT * FROM jobs WHERE (state = 'queued' AND expires_at <= ?) OR state = 'running'"
+            "SELECT * FROM jobs WHERE (state = 'queued' AND (expires_at <= ? OR host IN"
+            " (SELECT host FROM agents WHERE revoked_at IS NOT NULL))) OR state = 'running'"
             " ORDER BY created_at",
             (now,),
         )
@@ -320,6 +322,30 @@ class Store:
         self._event(db, job_id, new, actor=actor, detail=detail)
         for op, payload in posts:
             self._enqueue(db, job_id, row["channel"], op, payload)
+
+    def add_late_result(
+        self,
+        job_id: str,
+        result: JobResult,
+        *,
+        posts: Sequence[tuple[str, dict[str, Any]]],
+        audit: AuditEntry | None = None,
+    ) -> bool:
+        """Keep the result of a job that had already ended here without one (the bot gave up on a silent
+        host, or cancelled it in the bot), with the posts that show it; once only."""
+        with self.transaction() as db:
+            row = db.execute(
+                "UPDATE jobs SET result = ? WHERE id = ? AND result IS NULL RETURNING channel",
+                (result.model_dump_json(), job_id),
+            ).fetchone()
+            if row is None:
+                return False
+            self._event(db, job_id, None, actor=None, detail="late result")
+            for op, payload in posts:
+                self._enqueue(db, job_id, row["channel"], op, payload)
+            if audit is not None:
+                self.stage_audit_in(db, audit)
+        return True
 
     def mark_dispatched(
         self, job_id: str, *, reply: dict[str, Any] | None, audit: AuditEntry | None = None
@@ -483,6 +509,15 @@ class Store:
             (item.job_id, item.id),
         ).fetchone()
         return row is not None
+
+
+def _stage(job: Job) -> str:
+    """Where an active job is, in the words of :class:`AlreadyInProgress`."""
+    if job.state is JobState.PENDING_APPROVAL:
+        return "approval"
+    if job.state is JobState.QUEUED and job.dispatched_at is None:
+        return "queued"
+    return "running"
 
 
 def _job(row: sqlite3.Row) -> Job:

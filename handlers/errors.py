@@ -56,12 +56,31 @@ class AccessDenied(UserError):
 
 
 class AlreadyInProgress(UserError):
-    def __init__(self, host: str, job_id: str) -> None:
-        super().__init__(
-            f"A scan is already in progress on {host}: job `{job_id}`. "
-            f"Wait for it, or stop it with `/defender cancel {host}`."
-        )
+    """``stage`` says where the first scan is, because what the user can do about it differs:
+    ``approval`` (waiting for approvers), ``queued`` (waiting for its host to connect) or ``running``
+    (on the host, or sent to it)."""
+
+    def __init__(self, host: str, job_id: str, *, stage: str = "running") -> None:
+        cancel = f"`/defender cancel {host}`"
+        if stage == "approval":
+            text = (
+                f"A scan of {host} is already waiting for approval: job `{job_id}`. An approver can "
+                f"approve or deny it on its card, its requester can withdraw it with Deny, or {cancel} "
+                f"withdraws it."
+            )
+        elif stage == "queued":
+            text = (
+                f"A scan of {host} is already queued: job `{job_id}` waits for {host} to connect. "
+                f"{cancel} withdraws it before it runs."
+            )
+        else:
+            text = (
+                f"A scan is already in progress on {host}: job `{job_id}`. "
+                f"Wait for it, or stop it with {cancel}."
+            )
+        super().__init__(text)
         self.job_id = job_id
+        self.stage = stage
 
 
 class NotFound(UserError):

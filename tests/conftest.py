@@ -10,6 +10,7 @@ import pytest
 from bot.runtime import BotRuntime, Endpoints
 from bot.settings import Settings
 from bot.slack_standin import SlackStandIn
+from tests.fakes import enroll_hosts
 
 SECRET = "integration-signing-secret"
 TOKEN = "xoxb-standin"
@@ -18,6 +19,10 @@ OTHER_CHANNEL = "C0RANDOM"
 ALICE = "U0ALICE"  # responder
 BOB = "U0BOB"  # admin
 EVE = "U0EVE"  # no grant
+HOSTS = (
+    "host42",
+    "host43",
+)  # known to the bot (see enroll_hosts); no agent runs for them unless a test starts one
 
 POLICY = """
 [roles.viewer]
@@ -71,6 +76,7 @@ async def standin() -> AsyncIterator[SlackStandIn]:
 @pytest.fixture
 async def bot(tmp_path: Path, standin: SlackStandIn) -> AsyncIterator[tuple[BotRuntime, Endpoints]]:
     runtime = BotRuntime(settings_for(tmp_path, standin))
+    enroll_hosts(runtime.store, *HOSTS)
     endpoints = await runtime.start()
     standin.set_request_url(endpoints.slack_url)
     try:

@@ -1,11 +1,16 @@
-"""Small fakes that stand in where a real piece cannot run here: a tool runner with canned output."""
+"""Small fakes that stand in where a real piece cannot run here: a tool runner with canned output, and
+hosts the bot knows without an agent having enrolled."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent_bridge import keys
 from agent_bridge.runner import DEFAULT_MAX_OUTPUT, RunResult
+from bot.store import Store
 
 CLEAN_CUSTOM = "Scan starting...\nScan finished.\nScanning {path} found no threats.\n"
 EICAR_LIST = (
@@ -36,3 +41,16 @@ class FakeRunner:
         if self.release is not None:
             await self.release.wait()
         return self.respond(argv)
+
+
+def enroll_hosts(store: Store, *hosts: str) -> None:
+    """Give the bot a key for each host, as `defender-bot enroll` and the agent's first start would (a
+    fresh key whose private half is thrown away: nobody can connect as these hosts, but the bot accepts
+    commands for them and queues them until a real agent enrolls in their place)."""
+    for host in hosts:
+        public = keys.encode_public_key(Ed25519PrivateKey.generate().public_key())
+        store.db.execute(
+            "INSERT INTO agents (host, public_key, enrolled_at) VALUES (?, ?, 0)"
+            " ON CONFLICT (host) DO NOTHING",
+            (host, public),
+        )

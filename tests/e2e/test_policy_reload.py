@@ -22,6 +22,8 @@ users = ["U0EVE"]
 async def test_sighup_reloads_and_a_bad_policy_is_refused(tmp_path: Path) -> None:
     async with deploy(tmp_path, hosts=[]) as deployment:
         standin, bot = deployment.standin, deployment.bot
+        for host in ("host42", "host43"):  # tokens out: the bot knows them, no agent needed here
+            await deployment.enroll(host)
         refused = await standin.send_slash_command(user=EVE, channel=CHANNEL, text="scan host42")
         assert refused.json is not None
         assert "Not allowed" in refused.json["text"]

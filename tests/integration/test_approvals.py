@@ -15,7 +15,8 @@ from bot.runtime import BotRuntime
 from bot.slack_standin import ButtonNotFoundError, SlackStandIn
 from bot.slack_standin_blocks import blocks_to_lines
 from bot.slack_standin_model import Message
-from tests.conftest import ALICE, BOB, CHANNEL, EVE, OTHER_CHANNEL, settings_for, shown
+from tests.conftest import ALICE, BOB, CHANNEL, EVE, HOSTS, OTHER_CHANNEL, settings_for, shown
+from tests.fakes import enroll_hosts
 
 CAROL = "U0CAROL"
 DAVE = "U0DAVE"
@@ -43,6 +44,7 @@ reason_required = true
 
 async def start_bot(tmp_path: Path, standin: SlackStandIn, required: int = 1) -> BotRuntime:
     runtime = BotRuntime(settings_for(tmp_path, standin, policy=POLICY.replace("{required}", str(required))))
+    enroll_hosts(runtime.store, *HOSTS)
     endpoints = await runtime.start()
     standin.set_request_url(endpoints.slack_url)
     return runtime
@@ -144,7 +146,7 @@ async def test_self_approval_is_refused(oncall: SlackStandIn, bot: BotRuntime) -
     """Bob is on call; he asks, and then tries to approve his own request."""
     _root, card = await request(oncall, "scan host42 full --reason mine", user=BOB)
     await click(oncall, BOB, card)
-    assert "cannot approve or deny your own request" in await private_to(oncall, BOB, 2)
+    assert "cannot approve your own request" in await private_to(oncall, BOB, 2)
     (job,) = bot.store.jobs()
     assert job.state is JobState.PENDING_APPROVAL
     assert buttons(current(oncall, card)) == ["approval.approve", "approval.deny"]

@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from agent_bridge import wire
+from agent_bridge.commands import ScanCommand
 from agent_bridge.protocol import Limits
 from agent_bridge.runner import RunResult
 from bot.jobs import JobState
@@ -96,13 +98,22 @@ async def test_a_job_is_not_sent_to_a_host_revoked_since_it_connected(
         agent.attempt_ended.clear()
         revoke_from_the_cli(tmp_path, "host42")
         assert runtime.bridge.is_online("host42")  # nobody has told the bridge yet
-        await standin.send_slash_command(user=BOB, channel=CHANNEL, text="scan host42 custom C:\\Temp")
+        # A new command for it is refused up front: the key ring says it is revoked.
+        response = await standin.send_slash_command(
+            user=BOB, channel=CHANNEL, text="scan host42 custom C:\\Temp"
+        )
+        assert response.json is not None and "*host42* was revoked" in response.json["text"]
+        assert runtime.store.jobs() == []
+        # A job that reaches the bridge anyway (queued before the revocation) is not sent either.
+        now = time.time()
+        envelope = wire.JobEnvelope(
+            job_id="j-00000000ab", host="host42", issued_at=now, expires_at=now + 600,
+            timeout_seconds=60, requested_by=BOB, command=ScanCommand(),
+        )  # fmt: skip
+        assert not await runtime.bridge.send_job(envelope)
         await asyncio.wait_for(agent.attempt_ended.wait(), 5)
         assert agent.last_close_reason == "server closed the connection: revoked"
         assert not runtime.bridge.is_online("host42")
-        (job,) = runtime.store.jobs()
-        assert state_of(runtime, job.id) is JobState.QUEUED
-        assert job.dispatched_at is None
     assert runner.calls == []  # the revoked host never got the job
 
 

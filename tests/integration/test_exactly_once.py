@@ -173,7 +173,7 @@ async def test_a_host_that_never_reports_back_fails_the_job_instead_of_leaving_i
         runtime.service.job_result = spy  # type: ignore[method-assign]
         runner.release.set()  # a result that finally turns up...
         await asyncio.wait_for(delivered.wait(), 10)
-    assert state_of(runtime, job.id) is JobState.FAILED  # ...changes nothing: the job ended once
+    assert state_of(runtime, job.id) is JobState.FAILED  # ...does not end the job twice (it is shown late)
 
 
 async def test_an_agent_killed_after_accepting_a_job_ends_it_clearly_not_as_a_replay(

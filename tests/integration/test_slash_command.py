@@ -113,7 +113,7 @@ async def test_a_second_scan_on_a_busy_host_gets_the_first_jobs_id(standin: Slac
     assert second.json is not None
     (job,) = runtime.store.jobs()
     assert job.id in first.json["text"]
-    assert f"A scan is already in progress on host42: job `{job.id}`" in second.json["text"]
+    assert f"A scan of host42 is already queued: job `{job.id}` waits for host42" in second.json["text"]
     other = await standin.send_slash_command(user=ALICE, channel=CHANNEL, text="scan host43")
     assert other.json is not None
     assert "Accepted as job" in other.json["text"]

@@ -16,7 +16,8 @@ from bot.runtime import BotRuntime, Endpoints
 from bot.settings import SettingsError
 from bot.slack_standin import SlackStandIn
 from bot.socket_mode import connect_socket_mode
-from tests.conftest import ALICE, CHANNEL, EVE, SECRET, TOKEN, settings_for
+from tests.conftest import ALICE, CHANNEL, EVE, HOSTS, SECRET, TOKEN, settings_for
+from tests.fakes import enroll_hosts
 
 Bot = tuple[BotRuntime, Endpoints]
 APP_TOKEN = "xapp-standin"
@@ -25,6 +26,7 @@ APP_TOKEN = "xapp-standin"
 @pytest.fixture
 async def socket_bot(tmp_path: Path, standin: SlackStandIn) -> AsyncIterator[Bot]:
     runtime = BotRuntime(settings_for(tmp_path, standin, SLACK_APP_TOKEN=APP_TOKEN))
+    enroll_hosts(runtime.store, *HOSTS)
     endpoints = await runtime.start()
     standin.use_socket_mode()
     try:

@@ -28,6 +28,7 @@ from bot.slack_out import SlackOutbox
 from bot.store import Store
 from handlers import REGISTRY
 from handlers.errors import AlreadyInProgress
+from tests.fakes import enroll_hosts
 
 JOB = "j-00000000c1"
 
@@ -257,6 +258,7 @@ class Wired:
             audit=self.bot.audit, bridge=Offline(),
         )  # fmt: skip
         policy = parse_policy(POLICY, known_commands=REGISTRY.policy_names)
+        enroll_hosts(store, "host42", "host43")
         self.requests = RequestHandler(
             service=self.service, store=store, keyring=KeyRing(store), registry=REGISTRY,
             policy=lambda: policy, directory=None, audit=self.bot.audit,

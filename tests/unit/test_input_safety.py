@@ -29,6 +29,7 @@ from bot.store import Store
 from handlers import REGISTRY
 from handlers.errors import UserError
 from handlers.registry import BotQuery, HostAction
+from tests.fakes import enroll_hosts
 
 Check = Callable[[str], object] | None
 
@@ -275,6 +276,8 @@ async def test_a_refusal_stores_and_sends_nothing(tmp_path: Path, name: str, wor
         expected = REGISTRY.parse(text)
     except UserError:
         expected = None
+    if isinstance(expected, HostAction):
+        enroll_hosts(store, expected.host)  # the bot refuses hosts it has never heard of
     reply = handler.handle_command(user_id="U0ALICE", channel_id="C0SECOPS", text=text)
     jobs = store.jobs()
     if isinstance(expected, HostAction):

@@ -19,6 +19,7 @@ LEGAL = {
     (P, Q): "approved",
     (P, JobState.DENIED): "denied",
     (P, JobState.EXPIRED): "the approval expired",
+    (P, JobState.CANCELLED): "withdrawn before anyone decided",
     (Q, R): "the host started it",
     (Q, JobState.CANCELLED): "cancelled before it started",
     (Q, JobState.EXPIRED): "the host never came back in time",
@@ -98,7 +99,10 @@ def test_one_scan_in_flight_per_host(store: Store) -> None:
             make_job("j-0000000002", command=ScanCommand(scan_type=ScanType.FULL)), root={"text": "b"}
         )
     assert info.value.job_id == "j-0000000001"
-    assert "already in progress on host42: job `j-0000000001`" in info.value.message
+    # Not sent yet (its host is offline): the answer says it waits, and how to withdraw it.
+    assert info.value.stage == "queued"
+    assert "already queued: job `j-0000000001` waits for host42" in info.value.message
+    assert "`/defender cancel host42` withdraws it" in info.value.message
     assert store.get("j-0000000002") is None
     assert len(store.pending_outbox()) == 1  # the refused job left no message behind
     # Other hosts and non-scan commands are not blocked.
@@ -191,3 +195,24 @@ def test_the_queries_the_dispatcher_and_expiry_use(store: Store) -> None:
     for item in store.pending_outbox("C0OTHER"):
         store.outbox_done(item, ts="1.0")
     assert store.pending_channels() == {"C0SECOPS"}
+
+
+@pytest.mark.parametrize(
+    ("state", "dispatched", "stage", "words"),
+    [
+        pytest.param(P, False, "approval", "already waiting for approval: job `j-0000000001`", id="approval"),
+        pytest.param(Q, False, "queued", "waits for host42 to connect", id="queued"),
+        pytest.param(Q, True, "running", "already in progress on host42: job `j-0000000001`", id="sent"),
+        pytest.param(R, True, "running", "already in progress on host42: job `j-0000000001`", id="running"),
+    ],
+)
+def test_already_in_progress_says_where_the_first_scan_is(
+    store: Store, state: JobState, dispatched: bool, stage: str, words: str
+) -> None:
+    store.create_job(make_job("j-0000000001", state=state), root={"text": "a"})
+    if dispatched:
+        store.mark_dispatched("j-0000000001", reply=None)
+    with pytest.raises(AlreadyInProgress) as info:
+        store.create_job(make_job("j-0000000002"), root={"text": "b"})
+    assert info.value.stage == stage
+    assert words in info.value.message

@@ -26,6 +26,7 @@ from bot.slack_standin import SlackStandIn
 from bot.store import Store
 from handlers import REGISTRY
 from tests.conftest import BOB, TOKEN
+from tests.fakes import enroll_hosts
 
 CAROL = "U0CAROL"
 ONCALL = "S0ONCALL"
@@ -185,6 +186,7 @@ async def test_stale_membership_grants_neither_access_nor_approval(
     outbox = SlackOutbox(store, client=None)  # type: ignore[arg-type]  # never started
     service = JobService(store=store, keyring=KeyRing(store), outbox=outbox, audit=audit, bridge=Offline())
     policy = parse_policy(POLICY, known_commands=REGISTRY.policy_names)
+    enroll_hosts(store, "host42", "host43")
     handler = RequestHandler(
         service=service, store=store, keyring=KeyRing(store), registry=REGISTRY, policy=lambda: policy,
         directory=directory, audit=audit,
