@@ -227,7 +227,7 @@ def test_a_database_error_saving_the_head_does_not_write_the_line_twice(tmp_path
 
 POLICY = {
     "roles": {"all": {"commands": ["*"]}},
-    "grants": [{"role": "all", "users": ["U0ALICE", "U0BOB"]}],
+    "grants": [{"role": "all", "users": ["U0ALICE", "U0BOB"], "hosts": ["*"], "channels": ["*"]}],
     "approval": {"commands": ["scan.full"], "approvers": {"users": ["U0BOB"]}},
 }
 
