@@ -18,7 +18,7 @@ from pathlib import Path
 
 from agent_bridge import keys, values
 from bot import admin
-from bot.audit import verify
+from bot.audit import NoHeadError, read_only_head, verify
 from bot.keyring import KeyRing
 from bot.policy import PolicyError
 from bot.runtime import BotRuntime, audit_path, cert_fingerprint, database_path, signing_key_path
@@ -101,11 +101,15 @@ def _serve(_: argparse.Namespace) -> int:
     return 0
 
 
-def _admin_store() -> tuple[Store, Path]:
+def _data_dir() -> Path:
     raw = os.environ.get("DEFENDER_DATA_DIR")
     if not raw:
         raise SettingsError("DEFENDER_DATA_DIR is not set")
-    data_dir = Path(raw)
+    return Path(raw)
+
+
+def _admin_store() -> tuple[Store, Path]:
+    data_dir = _data_dir()
     return Store(database_path(data_dir)), data_dir
 
 
@@ -156,11 +160,16 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(_: argparse.Namespace) -> int:
-    store, data_dir = _admin_store()
+    """Reads only: the database is opened read-only and nothing is created, so a mistyped data
+    directory fails here instead of getting a new, empty database whose missing head would let lines cut
+    off the end of the log pass. The head is read again after the walk, so a running bot is fine."""
+    data_dir = _data_dir()
     try:
-        verdict = verify(audit_path(data_dir), head=store.audit_head())
-    finally:
-        store.close()
+        head = read_only_head(database_path(data_dir))
+    except NoHeadError as exc:
+        print(f"defender-bot: cannot verify the audit log: {exc}", file=sys.stderr)
+        return 1
+    verdict = verify(audit_path(data_dir), head=head)
     print(verdict.message, file=sys.stdout if verdict.ok else sys.stderr)
     return 0 if verdict.ok else 1
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.store import Store
 from tests.e2e.processes import BIN
 
 pytestmark = pytest.mark.e2e
@@ -81,4 +82,38 @@ def test_a_bad_policy_stops_serve_with_the_key_and_reason(tmp_path: Path) -> Non
     )
     assert done.returncode == 2
     assert "roles.r.commands: 'scna.quick' matches no command; did you mean 'scan.quick'?" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "defender-bot"), *args],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_audit_verify_on_a_mistyped_data_dir_fails_and_creates_nothing(tmp_path: Path) -> None:
+    typo = tmp_path / "dta"
+    done = run_cli("audit", "verify", env={"DEFENDER_DATA_DIR": str(typo)})
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"defender-bot: cannot verify the audit log: no database at {typo / 'defender.db'}; "
+        "is DEFENDER_DATA_DIR right?"
+    )
+    assert "chain intact" not in done.stdout
+    assert not typo.exists()
+
+
+def test_audit_verify_without_a_stored_head_fails(tmp_path: Path) -> None:
+    """A log whose database was swapped for an empty one: with no head, lines cut off the end would pass."""
+    data = tmp_path / "data"
+    Store(data / "defender.db").close()
+    (data / "audit.jsonl").write_text("")
+    done = run_cli("audit", "verify", env={"DEFENDER_DATA_DIR": str(data)})
+    assert done.returncode == 1
+    assert "holds no audit head: the bot has written no audit entry there" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
