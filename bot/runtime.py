@@ -6,11 +6,15 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
+import socket
+import sqlite3
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -46,6 +50,28 @@ def signing_key_path(data_dir: Path) -> Path:
     return data_dir / "bot-signing.key"
 
 
+def open_store(data_dir: Path) -> Store:
+    """The store under ``DEFENDER_DATA_DIR``, the directory made if need be; a directory that cannot hold
+    it is a bad setting, said in one line (not an OSError traceback)."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return Store(database_path(data_dir))
+    except (OSError, sqlite3.Error) as exc:
+        raise data_dir_error(data_dir, exc) from exc
+
+
+def data_dir_error(data_dir: Path, exc: Exception) -> SettingsError:
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return SettingsError(f"DEFENDER_DATA_DIR {data_dir} cannot hold the bot's data: {why}")
+
+
+def load_signing_key(data_dir: Path) -> Ed25519PrivateKey:
+    try:
+        return keys.load_or_create_private_key(signing_key_path(data_dir))
+    except OSError as exc:
+        raise data_dir_error(data_dir, exc) from exc
+
+
 def cert_fingerprint(cert: Path | None) -> str | None:
     """SHA-256 of the bridge certificate (DER), which agents pin."""
     if cert is None:
@@ -65,8 +91,8 @@ class BotRuntime:
     def __init__(self, settings: Settings, *, limits: Limits | None = None) -> None:
         """``limits`` tunes the bridge (deadlines, frame sizes, heartbeats); tests shorten them."""
         self.settings = settings
-        self.store = Store(database_path(settings.data_dir))
-        self.signing_key = keys.load_or_create_private_key(signing_key_path(settings.data_dir))
+        self.store = open_store(settings.data_dir)
+        self.signing_key = load_signing_key(settings.data_dir)
         self.policy: Policy = load_policy(settings.policy, known_commands=REGISTRY.policy_names)
         self.keyring = KeyRing(self.store)
         self.client = AsyncWebClient(
@@ -123,9 +149,17 @@ class BotRuntime:
         bridge_app = web.Application()
         bridge_app.add_routes(self.bridge.routes())
         tls = self._tls()
-        slack_port = await self._listen(slack_app, self.settings.http_host, self.settings.http_port, None)
+        if self.settings.plain_ws_off_loopback:
+            log.warning(
+                "DEFENDER_BRIDGE_INSECURE is set: agents connect to %s over plain ws://, which anyone on "
+                "the network can read; set DEFENDER_BRIDGE_TLS_CERT and DEFENDER_BRIDGE_TLS_KEY instead",
+                self.settings.bridge_host,
+            )
+        slack_port = await self._listen(
+            slack_app, self.settings.http_host, self.settings.http_port, None, setting="DEFENDER_HTTP"
+        )
         bridge_port = await self._listen(
-            bridge_app, self.settings.bridge_host, self.settings.bridge_port, tls
+            bridge_app, self.settings.bridge_host, self.settings.bridge_port, tls, setting="DEFENDER_BRIDGE"
         )
         admin_runner = await admin.serve(self.settings.data_dir, revoke=self.revoke)
         if admin_runner is not None:
@@ -206,18 +240,28 @@ class BotRuntime:
             return None
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(self.settings.bridge_tls_cert, self.settings.bridge_tls_key)
+        try:  # checked with the settings; this catches a file changed since
+            context.load_cert_chain(self.settings.bridge_tls_cert, self.settings.bridge_tls_key)
+        except (ssl.SSLError, OSError) as exc:
+            cert, key = self.settings.bridge_tls_cert, self.settings.bridge_tls_key
+            message = f"DEFENDER_BRIDGE_TLS_CERT/KEY {cert}, {key}: cannot be loaded: {exc}"
+            raise SettingsError(message) from exc
         return context
 
-    async def _listen(self, app: web.Application, host: str, port: int, tls: ssl.SSLContext | None) -> int:
+    async def _listen(
+        self, app: web.Application, host: str, port: int, tls: ssl.SSLContext | None, *, setting: str
+    ) -> int:
+        """``setting`` names the pair to blame (``DEFENDER_HTTP`` → DEFENDER_HTTP_HOST/PORT)."""
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         self._runners.append(runner)
         site = web.TCPSite(runner, host, port, ssl_context=tls)
         try:
             await site.start()
-        except OSError as exc:
-            raise SettingsError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        except (OSError, UnicodeError) as exc:
+            why = _os_reason(exc)
+            names = f"{setting}_HOST/{setting}_PORT"
+            raise SettingsError(f"{names}: cannot listen on {host}:{port}: {why}") from exc
         server = site._server
         assert server is not None
         sockets = getattr(server, "sockets", None) or []
@@ -228,6 +272,13 @@ class BotRuntime:
             await self.service.expire_due()
             await self.requests.expire_approvals()
             await asyncio.sleep(EXPIRY_SWEEP)
+
+
+def _os_reason(exc: Exception) -> str:
+    """The reason alone ("Address already in use"), not asyncio's "[Errno 98] error while ..."."""
+    if isinstance(exc, socket.gaierror) or not isinstance(exc, OSError):
+        return str(exc.strerror if isinstance(exc, OSError) and exc.strerror else exc)
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 def audit_path(data_dir: Path) -> Path:
