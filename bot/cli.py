@@ -122,14 +122,19 @@ def _enroll(args: argparse.Namespace) -> int:
     store = open_store(settings.data_dir)
     try:
         server_key = keys.encode_public_key(load_signing_key(settings.data_dir).public_key())
-        token = KeyRing(store).issue_token(
+        token = KeyRing(store).issue_token(  # its audit entry is staged with it, then appended below
             host,
             server_key=server_key,
             cert_fingerprint=cert_fingerprint(settings.bridge_tls_cert),
             ttl=ttl,
         )
+        appended = admin.append_if_no_bot(settings.data_dir, store, audit_path(settings.data_dir))
+        if appended is None:  # a bot is running: it is the audit log's writer
+            appended = asyncio.run(admin.request_audit_flush(settings.data_dir))
     finally:
         store.close()
+    if not appended:
+        print(_STAGED, file=sys.stderr)
     print(token.encode())
     print(
         f"One-time token for {host}, valid for {args.expires}. On {host} run:\n"
@@ -166,19 +171,32 @@ def _revoke(args: argparse.Namespace) -> int:
     data_dir = load_admin_settings(dict(os.environ)).data_dir
     store = open_store(data_dir)
     try:
-        known = KeyRing(store).revoke(host)
+        known = KeyRing(store).revoke(host)  # its audit entry is staged with it, then appended below
+        appended = admin.append_if_no_bot(data_dir, store, audit_path(data_dir))
     finally:
         store.close()
-    connected = asyncio.run(admin.notify_revoked(data_dir, host))
+    if appended is None:  # a bot is running: cut the agent off now; the bot appends the audit entry
+        connected = asyncio.run(admin.notify_revoked(data_dir, host))
+        appended = connected is not None
+        state = {
+            True: "its connection was closed",
+            False: "it was not connected",
+            None: "no running bot answered on its control socket; a running bot cuts it off within 5 s",
+        }[connected]
+    else:
+        state = "no bot is running, so it is not connected"
     if not known:
         print(f"{host} was not enrolled (or already revoked); its unused tokens are void", file=sys.stderr)
-    state = {
-        True: "its connection was closed",
-        False: "it was not connected",
-        None: "no running bot answered on its control socket; a running bot cuts it off within 5 s",
-    }
-    print(f"{host} revoked; {state[connected]}. It can come back only with a new `defender-bot enroll`.")
+    if not appended:
+        print(_STAGED, file=sys.stderr)
+    print(f"{host} revoked; {state}. It can come back only with a new `defender-bot enroll`.")
     return 0
+
+
+_STAGED = (
+    "defender-bot: the audit entry is recorded in the database; the running bot appends it to the audit "
+    "log with its next entry"
+)
 
 
 def _audit_verify(_: argparse.Namespace) -> int:

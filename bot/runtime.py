@@ -92,18 +92,35 @@ class BotRuntime:
         """``limits`` tunes the bridge (deadlines, frame sizes, heartbeats); tests shorten them."""
         self.settings = settings
         self.store = open_store(settings.data_dir)
+        # The audit log's one writer while this bot runs (an admin command appends only when it can
+        # take this lock; see bot.admin). Taken before anything can append.
+        self._lock = admin.DataDirLock(settings.data_dir)
+        if not self._lock.acquire():
+            self.store.close()
+            raise SettingsError(
+                f"DEFENDER_DATA_DIR {settings.data_dir} is in use by another running defender-bot "
+                f"({self._lock.path} is locked)"
+            )
+        try:
+            self._build(settings, limits)
+        except BaseException:
+            self.store.close()
+            self._lock.release()
+            raise
+
+    def _build(self, settings: Settings, limits: Limits | None) -> None:
         self.signing_key = load_signing_key(settings.data_dir)
         self.policy: Policy = load_policy(settings.policy, known_commands=REGISTRY.policy_names)
-        self.keyring = KeyRing(self.store)
+        self.audit = AuditLog(
+            audit_path(settings.data_dir), head=self.store.audit_head, save_head=self.store.save_audit_head
+        )
+        self.keyring = KeyRing(self.store, appended=self.audit.flush)
         self.client = AsyncWebClient(
             token=settings.slack_bot_token.get_secret_value(),
             base_url=settings.slack_api_url,
             retry_handlers=[],  # the outbox retries, in one place, with Retry-After honoured
         )
         self.outbox = SlackOutbox(self.store, self.client, burst=settings.channel_burst)
-        self.audit = AuditLog(
-            audit_path(settings.data_dir), head=self.store.audit_head, save_head=self.store.save_audit_head
-        )
         self.directory = GroupDirectory(self.client)
         self.directory.watch(_groups_named(self.policy))
         self.service = JobService(
@@ -161,7 +178,9 @@ class BotRuntime:
         bridge_port = await self._listen(
             bridge_app, self.settings.bridge_host, self.settings.bridge_port, tls, setting="DEFENDER_BRIDGE"
         )
-        admin_runner = await admin.serve(self.settings.data_dir, revoke=self.revoke)
+        admin_runner = await admin.serve(
+            self.settings.data_dir, revoke=self.revoke, flush_audit=self.audit.flush
+        )
         if admin_runner is not None:
             self._runners.append(admin_runner)
         self._tasks = [
@@ -196,12 +215,15 @@ class BotRuntime:
         self.audit.write("stopped")
         self.audit.close()
         self.store.close()
+        self._lock.release()
 
     async def revoke(self, host: str) -> bool:
-        """Cut a host off now: mark it in the key ring (again, if the CLI did) and close its socket."""
-        self.keyring.revoke(host)
+        """Cut a host off now (`defender-bot revoke` has marked it in the key ring, and staged its
+        ``revoked`` audit entry, which the entry written here appends first)."""
+        if self.keyring.public_key(host) is not None:  # not through the CLI: mark it (and audit that) here
+            self.keyring.revoke(host)
         connected = await self.bridge.disconnect(host, "revoked")
-        self.audit.write("revoked", host=host, was_connected=connected)
+        self.audit.write("disconnected", host=host, reason="revoked", was_connected=connected)
         log.warning("agent %s revoked%s", host, "; its connection was closed" if connected else "")
         return connected
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from bot.admin import DataDirLock
 from bot.slack_standin import SlackStandIn
 from bot.store import Store
 from tests.e2e.processes import BIN, Process
@@ -288,3 +290,54 @@ async def test_plain_ws_off_loopback_runs_only_with_the_explicit_flag_and_says_s
             assert "plain ws://" in warning.string
         finally:
             assert await bot.stop() == 0
+
+
+def audit_events(data: Path) -> list[dict[str, object]]:
+    path = data / "audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_enroll_and_revoke_are_audited_with_no_bot_running(tmp_path: Path) -> None:
+    env = {"DEFENDER_DATA_DIR": str(tmp_path / "data")}
+    enrolled = run_cli("enroll", "host42", "--expires", "10m", env=env)
+    assert enrolled.returncode == 0, enrolled.stderr
+    token = enrolled.stdout.strip()
+    revoked = run_cli("revoke", "host42", env=env)
+    assert revoked.returncode == 0, revoked.stderr
+    assert "host42 revoked; no bot is running" in revoked.stdout
+    events = audit_events(tmp_path / "data")
+    assert [(e["seq"], e["event"], e["host"]) for e in events] == [
+        (1, "enroll_token_issued", "host42"),
+        (2, "revoked", "host42"),
+    ]
+    assert events[1]["was_enrolled"] is False and events[1]["tokens_voided"] == 1
+    assert float(events[0]["expires_at"]) - float(events[0]["at"]) == pytest.approx(600, abs=1)  # type: ignore[arg-type]
+    log = (tmp_path / "data" / "audit.jsonl").read_text()
+    assert token not in log and token.split(".")[1] not in log  # never the token, nor its secret
+    verified = run_cli("audit", "verify", env=env)
+    assert verified.returncode == 0, verified.stderr
+    assert "2 entries, chain intact" in verified.stdout
+
+
+def test_while_a_bot_holds_the_data_dir_the_cli_never_writes_the_audit_log_itself(tmp_path: Path) -> None:
+    """A running bot is the log's one writer. Here it holds its lock but its control socket is gone: the
+    CLI leaves the entry staged in the database, and the next writer appends it, in order."""
+    env = {"DEFENDER_DATA_DIR": str(tmp_path / "data")}
+    assert run_cli("enroll", "host41", env=env).returncode == 0
+    before = (tmp_path / "data" / "audit.jsonl").read_text()
+    bot = DataDirLock(tmp_path / "data")
+    assert bot.try_acquire()
+    try:
+        done = run_cli("enroll", "host42", env=env)
+    finally:
+        bot.release()
+    assert done.returncode == 0, done.stderr
+    assert "the audit entry is recorded in the database; the running bot appends it" in done.stderr
+    assert (tmp_path / "data" / "audit.jsonl").read_text() == before  # untouched while the lock was held
+    assert run_cli("revoke", "host43", env=env).returncode == 0  # no bot now: this appends both
+    assert [(e["event"], e["host"]) for e in audit_events(tmp_path / "data")] == [
+        ("enroll_token_issued", "host41"),
+        ("enroll_token_issued", "host42"),
+        ("revoked", "host43"),
+    ]
+    assert run_cli("audit", "verify", env=env).returncode == 0
