@@ -162,7 +162,7 @@ class BotRuntime:
             app_token = self.settings.slack_app_token.get_secret_value()
             self._socket = await connect_socket_mode(bolt, app_token)
         slack_app = web.Application()
-        slack_app.add_routes(slack_routes(bolt))
+        slack_app.add_routes(slack_routes(bolt, on_refused=self._forged_request))
         bridge_app = web.Application()
         bridge_app.add_routes(self.bridge.routes())
         tls = self._tls()
@@ -226,6 +226,9 @@ class BotRuntime:
         self.audit.write("disconnected", host=host, reason="revoked", was_connected=connected)
         log.warning("agent %s revoked%s", host, "; its connection was closed" if connected else "")
         return connected
+
+    def _forged_request(self, *, path: str, reason: str, remote: str | None) -> None:
+        self.audit.write("forged_request", path=path, reason=reason, remote=remote)
 
     def reload_policy(self) -> bool:
         """SIGHUP: take a new policy file if it is valid; a bad one keeps the old one, with a logged error."""

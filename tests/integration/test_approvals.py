@@ -218,9 +218,20 @@ async def test_a_forged_click_is_refused(oncall: SlackStandIn, bot: BotRuntime) 
     from urllib.parse import urlencode
 
     body = urlencode({"payload": json.dumps(payload)})
+    audit = bot.audit.path
+    before = audit.read_text().splitlines()
+    messages = len(oncall.history(CHANNEL)) + len(oncall.ephemerals())
     assert (await oncall.post_signed(body, secret="not-the-signing-secret")).status == 401
     assert (await oncall.post_signed(body, timestamp=int(time.time()) - 3600)).status == 401
     assert bot.store.jobs()[0].state is JobState.PENDING_APPROVAL
+    # Each refusal is audited once, and nothing else happens (no vote, no message, no other line).
+    new = [json.loads(line) for line in audit.read_text().splitlines()[len(before) :]]
+    assert [(e["event"], e["path"], e["reason"]) for e in new] == [
+        ("forged_request", "/slack/events", "bad signature"),
+        ("forged_request", "/slack/events", "stale timestamp"),
+    ]
+    assert all(set(e) == {"seq", "at", "event", "path", "reason", "remote", "prev", "hash"} for e in new)
+    assert len(oncall.history(CHANNEL)) + len(oncall.ephemerals()) == messages
 
 
 async def test_double_and_simultaneous_clicks_count_once(tmp_path: Path, oncall: SlackStandIn) -> None:
