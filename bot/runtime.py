@@ -24,6 +24,7 @@ from agent_bridge.protocol import Limits
 from agent_bridge.server import PATH as AGENT_PATH
 from agent_bridge.server import BridgeServer
 from bot import admin
+from bot.approvals import Approvals
 from bot.audit import AuditLog
 from bot.directory import GroupDirectory
 from bot.keyring import KeyRing
@@ -122,7 +123,7 @@ class BotRuntime:
         )
         self.outbox = SlackOutbox(self.store, self.client, burst=settings.channel_burst)
         self.directory = GroupDirectory(self.client)
-        self.directory.watch(_groups_named(self.policy))
+        self.directory.watch(self._groups_to_watch())
         self.service = JobService(
             store=self.store, keyring=self.keyring, outbox=self.outbox, audit=self.audit
         )
@@ -239,10 +240,18 @@ class BotRuntime:
             self.audit.write("policy_reload_failed", error=str(exc)[:300])
             return False
         self.policy = policy
-        self.directory.watch(_groups_named(policy))
+        self.directory.watch(self._groups_to_watch())
         log.info("policy reloaded from %s", self.settings.policy)
         self.audit.write("policy_reloaded", path=str(self.settings.policy))
         return True
+
+    def _groups_to_watch(self) -> set[str]:
+        """The policy's groups, and those named by requests still waiting for approval: a request keeps
+        the approvers it was made with, so a reload that drops a group must not leave it unapprovable
+        (its group unread, its cached members going stale). Recomputed at each reload, so a group stops
+        being read once no policy and no pending request names it."""
+        pending = {group for approval in Approvals(self.store).pending() for group in approval.groups}
+        return _groups_named(self.policy) | pending
 
     async def _auth_test(self) -> AuthorizeResult:
         try:

@@ -308,6 +308,34 @@ async def test_someone_just_added_to_on_call_is_let_in_after_a_check(
     assert len(oncall.calls_to("usergroups.users.list")) == reads + 1  # one group asked for, once
 
 
+async def test_a_pending_request_stays_approvable_by_its_group_after_a_reload_drops_it(
+    oncall: SlackStandIn, bot: BotRuntime
+) -> None:
+    """A request keeps the approvers it was made with; SIGHUP with a policy that no longer names the
+    group must not stop the bot reading that group for the requests still waiting on it."""
+    _root, card = await request(oncall, "scan host42 full --reason r")
+    (job,) = bot.store.jobs()
+    without_oncall = (
+        POLICY.replace('usergroups = ["S0ONCALL"]\n', "")
+        .replace(
+            'approvers = { usergroups = ["S0ONCALL"], users = ["U0DAVE"] }',
+            'approvers = { users = ["U0DAVE"] }',
+        )
+        .replace("{required}", "1")
+    )
+    assert ONCALL not in without_oncall
+    bot.settings.policy.write_text(without_oncall)
+    assert bot.reload_policy()
+    oncall.set_usergroup(ONCALL, [BOB, CAROL, EVE])  # Eve joins on-call after the reload
+    await click(oncall, EVE, card)
+    await oncall.wait_for(
+        lambda: state_of(bot, job.id) is not JobState.PENDING_APPROVAL or bool(oncall.ephemerals(user=EVE)),
+        description="Eve's click decided",
+    )
+    assert [m.text for m in oncall.ephemerals(user=EVE)] == []  # not "Only the named on-call approvers"
+    assert state_of(bot, job.id) is JobState.QUEUED
+
+
 async def test_a_miss_asks_only_for_the_groups_that_could_grant(
     oncall: SlackStandIn, bot: BotRuntime
 ) -> None:
