@@ -330,3 +330,14 @@ def assert_audited_once_after_restart(directory: Path, event: str, job_id: str) 
     found = [e for e in entries(restarted.path) if e["event"] == event and e.get("job") == job_id]
     assert len(found) == 1, entries(restarted.path)
     verified(directory)
+
+
+def test_every_commit_reaches_the_disk_before_it_is_acted_on(tmp_path: Path) -> None:
+    """synchronous=FULL: in WAL mode, NORMAL can lose the last commits on power loss, and a result is
+    acknowledged to its agent (which then deletes its copy) right after its commit."""
+    store = Store(tmp_path / "db.sqlite")
+    try:
+        assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    finally:
+        store.close()
