@@ -99,7 +99,11 @@ def append_if_no_bot(data_dir: Path, store: Store, audit_file: Path) -> bool | N
     docstring). None: a bot holds the lock, so ask it (:func:`request_audit_flush`, or the call the
     command makes anyway). Otherwise: whether nothing is left staged."""
     lock = DataDirLock(data_dir)
-    if not lock.try_acquire():
+    try:
+        if not lock.try_acquire():
+            return None
+    except OSError as exc:  # cannot tell whether a bot runs: never write without the lock
+        log.warning("cannot open %s (%s); leaving the audit entry to the running bot", lock.path, exc)
         return None
     try:  # no bot is running, and none starts until this is done: this process is the only writer
         audit = AuditLog(audit_file, head=store.audit_head, save_head=store.save_audit_head)

@@ -96,7 +96,12 @@ class BotRuntime:
         # The audit log's one writer while this bot runs (an admin command appends only when it can
         # take this lock; see bot.admin). Taken before anything can append.
         self._lock = admin.DataDirLock(settings.data_dir)
-        if not self._lock.acquire():
+        try:
+            locked = self._lock.acquire()
+        except OSError as exc:
+            self.store.close()
+            raise data_dir_error(settings.data_dir, exc) from exc
+        if not locked:
             self.store.close()
             raise SettingsError(
                 f"DEFENDER_DATA_DIR {settings.data_dir} is in use by another running defender-bot "
