@@ -285,6 +285,37 @@ def _last_line(path: Path) -> dict[str, Any] | None:
 
 # ---- audit verify -------------------------------------------------------------------------------
 
+HeadReader = Callable[[], tuple[int, str] | None]
+MAX_ROUNDS = 1000  # re-reads of a head that keeps moving, before verify gives up on a busy log
+
+
+class NoHeadError(Exception):
+    """There is no stored head to check the log against (no database, or one the bot never wrote to)."""
+
+
+def read_only_head(database: Path) -> Callable[[], tuple[int, str] | None]:
+    """Read the head as ``bot.store`` keeps it, through a read-only connection: verify must never create
+    or change the database it checks (a mistyped data directory would otherwise get a fresh, empty one,
+    and an empty database has no head to catch lines cut off the end). Raises :class:`NoHeadError`."""
+    if not database.is_file():
+        raise NoHeadError(f"no database at {database}; is DEFENDER_DATA_DIR right?")
+    try:
+        db = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise NoHeadError(f"cannot open {database} to read the audit head: {exc}") from exc
+
+    def head() -> tuple[int, str] | None:
+        try:
+            row = db.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+        except sqlite3.Error as exc:
+            raise NoHeadError(f"{database} holds no audit head ({exc})") from exc
+        return (int(row[0]), str(row[1])) if row else None
+
+    if head() is None:
+        db.close()
+        raise NoHeadError(f"{database} holds no audit head: the bot has written no audit entry there")
+    return head
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -306,37 +337,101 @@ def _entries(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, bool]]:
             yield number, entry if isinstance(entry, dict) else None, torn
 
 
-def verify(path: Path, *, head: tuple[int, str] | None = None) -> Verdict:
-    """Walk the chain; the first line that does not follow from the one before is named, with what
-    happened to it: edited, removed (before it), reordered or inserted."""
-    if not path.exists():
-        return Verdict(False, 0, f"{path}: no audit log")
-    prev, seq = GENESIS, 0
-    before = GENESIS  # the hash of the line before the last good one (to recognise an insertion)
-    at_head: str | None = None
-    torn = False
-    for number, entry, cut_short in _entries(path):
-        if cut_short:  # nothing can follow it; its entry is still staged and will be written again
-            torn = True
-            break
-        if entry is None or not isinstance(entry.get("hash"), str):
-            return Verdict(False, seq, f"line {number}: not an audit entry (edited or corrupted)")
+@dataclass
+class _Walk:
+    """How far along the chain verify has read; :meth:`advance` goes on from there, so lines the bot
+    appends while verify runs are read (and checked) too."""
+
+    path: Path
+    keep_from: int  # hashes of entries from this one on are kept: the head can only be one of them
+    offset: int = 0  # bytes of complete lines read so far
+    number: int = 0  # lines read so far
+    seq: int = 0
+    prev: str = GENESIS
+    before: str = GENESIS  # the hash of the line before the last good one (to recognise an insertion)
+    hashes: dict[int, str] = field(default_factory=dict)
+    torn: bool = False  # the file ends in a line without its newline (being written, or cut by a crash)
+
+    def advance(self) -> str | None:
+        """Check the complete lines added since the last call; what is wrong with the first bad one."""
+        with self.path.open("rb") as file:
+            file.seek(self.offset)
+            pending = b""
+            while chunk := file.read(1 << 20):
+                *complete, pending = (pending + chunk).split(b"\n")
+                for raw in complete:
+                    self.offset += len(raw) + 1
+                    self.number += 1
+                    if problem := self._take(raw):
+                        return problem
+        self.torn = bool(pending)  # nothing can follow it; its entry is still staged, or being written
+        return None
+
+    def _take(self, raw: bytes) -> str | None:
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            entry = None
+        number = self.number
+        if not isinstance(entry, dict) or not isinstance(entry.get("hash"), str):
+            return f"line {number}: not an audit entry (edited or corrupted)"
         claimed = entry["hash"]
         body = {k: v for k, v in entry.items() if k != "hash"}
-        if entry.get("seq") != seq + 1 or entry.get("prev") != prev:
-            return Verdict(False, seq, _out_of_place(path, number, entry, seq=seq, prev=prev, before=before))
-        if _digest(prev, body) != claimed:
-            return Verdict(False, seq, f"line {number}: content does not match its hash (edited)")
-        before, prev, seq = prev, claimed, seq + 1
-        if head is not None and seq == head[0]:
-            at_head = claimed
-    note = " (a torn last line, cut short by a crash, is ignored)" if torn else ""
+        if entry.get("seq") != self.seq + 1 or entry.get("prev") != self.prev:
+            return _out_of_place(self.path, number, entry, seq=self.seq, prev=self.prev, before=self.before)
+        if _digest(self.prev, body) != claimed:
+            return f"line {number}: content does not match its hash (edited)"
+        self.before, self.prev, self.seq = self.prev, claimed, self.seq + 1
+        if self.seq >= self.keep_from:
+            self.hashes[self.seq] = claimed
+        return None
+
+
+def verify(path: Path, *, head: HeadReader | tuple[int, str] | None = None) -> Verdict:
+    """Walk the chain; the first line that does not follow from the one before is named, with what
+    happened to it: edited, removed (before it), reordered or inserted.
+
+    ``head`` is best given as a function that reads the stored head, so a running bot is no trouble:
+    the head is read again after the walk, and if the bot has moved it past the lines read, the walk
+    goes on through the new lines (they are in the file before the head moves) and the head is read
+    again, until the two agree. Lines the bot appends meanwhile are then checked, not called "added".
+    """
+    if callable(head):
+        read_head: HeadReader = head
+    else:
+        fixed = head
+
+        def read_head() -> tuple[int, str] | None:
+            return fixed
+
+    if not path.exists():
+        return Verdict(False, 0, f"{path}: no audit log")
+    current = read_head()
+    walk = _Walk(path, keep_from=current[0] if current else 0)
+    for _ in range(MAX_ROUNDS):
+        read_before = walk.seq
+        if problem := walk.advance():
+            return Verdict(False, walk.seq, problem)
+        latest = read_head()
+        settled = latest is None or walk.seq >= latest[0]
+        stuck = latest == current and walk.seq == read_before  # nothing new: the lines are not there
+        current = latest
+        if settled or stuck:
+            break
+    else:
+        return Verdict(False, walk.seq, f"{path}: the log kept growing while it was read; run verify again")
+    return _judge(path, walk, current)
+
+
+def _judge(path: Path, walk: _Walk, head: tuple[int, str] | None) -> Verdict:
+    seq = walk.seq
+    note = " (a torn last line, cut short by a crash, is ignored)" if walk.torn else ""
     if head is not None:
         if seq < head[0]:
             return Verdict(
                 False, seq, f"line {seq + 1}: missing; the log should go on to entry {head[0]} (removed)"
             )
-        if at_head != head[1]:
+        if walk.hashes.get(head[0]) != head[1]:
             return Verdict(
                 False, seq, f"line {head[0]}: entry {head[0]} is not the one the bot last wrote (edited)"
             )

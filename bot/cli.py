@@ -17,13 +17,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent_bridge import keys, values
+from agent_bridge.server import PATH as AGENT_PATH
 from bot import admin
-from bot.audit import verify
+from bot.audit import NoHeadError, read_only_head, verify
 from bot.keyring import KeyRing
 from bot.policy import PolicyError
-from bot.runtime import BotRuntime, audit_path, cert_fingerprint, database_path, signing_key_path
-from bot.settings import SettingsError, load_settings, parse_duration
-from bot.store import Store
+from bot.runtime import (
+    BotRuntime,
+    audit_path,
+    cert_fingerprint,
+    database_path,
+    load_signing_key,
+    open_store,
+)
+from bot.settings import AdminSettings, SettingsError, load_admin_settings, load_settings, parse_duration
 
 log = logging.getLogger("defender-bot")
 
@@ -75,8 +82,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+SECRETS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")
+
+
 def _serve(_: argparse.Namespace) -> int:
     settings = load_settings(dict(os.environ))
+    # Read once, then gone from the environment: slack-bolt would otherwise read SLACK_BOT_TOKEN itself
+    # (and warn that it is unused beside our client), and no child process inherits a secret.
+    for name in SECRETS:
+        os.environ.pop(name, None)
 
     async def run() -> None:
         runtime = BotRuntime(settings)
@@ -101,66 +115,101 @@ def _serve(_: argparse.Namespace) -> int:
     return 0
 
 
-def _admin_store() -> tuple[Store, Path]:
-    raw = os.environ.get("DEFENDER_DATA_DIR")
-    if not raw:
-        raise SettingsError("DEFENDER_DATA_DIR is not set")
-    data_dir = Path(raw)
-    return Store(database_path(data_dir)), data_dir
-
-
 def _enroll(args: argparse.Namespace) -> int:
     host = values.check_host(args.host)
-    ttl = parse_duration(args.expires)
-    store, data_dir = _admin_store()
+    ttl = _expiry(args.expires)
+    settings = load_admin_settings(dict(os.environ))
+    store = open_store(settings.data_dir)
     try:
-        server_key = keys.encode_public_key(
-            keys.load_or_create_private_key(signing_key_path(data_dir)).public_key()
-        )
-        cert = os.environ.get("DEFENDER_BRIDGE_TLS_CERT")
-        token = KeyRing(store).issue_token(
+        server_key = keys.encode_public_key(load_signing_key(settings.data_dir).public_key())
+        token = KeyRing(store).issue_token(  # its audit entry is staged with it, then appended below
             host,
             server_key=server_key,
-            cert_fingerprint=cert_fingerprint(Path(cert) if cert else None),
+            cert_fingerprint=cert_fingerprint(settings.bridge_tls_cert),
             ttl=ttl,
         )
+        appended = admin.append_if_no_bot(settings.data_dir, store, audit_path(settings.data_dir))
+        if appended is None:  # a bot is running: it is the audit log's writer
+            appended = asyncio.run(admin.request_audit_flush(settings.data_dir))
     finally:
         store.close()
+    if not appended:
+        print(_STAGED, file=sys.stderr)
     print(token.encode())
     print(
         f"One-time token for {host}, valid for {args.expires}. On {host} run:\n"
-        f"  defender-agent --server <wss://this-bot:8765/agent> --id {host} --state-dir <dir> "
+        f"  defender-agent --server {agent_url_hint(settings)} --id {host} --state-dir <dir> "
         f"--enroll-token <the token above>",
         file=sys.stderr,
     )
     return 0
 
 
+def _expiry(text: str) -> float:
+    try:
+        ttl = parse_duration(text)
+    except ValueError as exc:
+        raise ValueError(f"--expires {exc}") from exc
+    if ttl <= 0:
+        raise ValueError(f"--expires must be more than 0, such as 1h, not {text!r}")
+    return ttl
+
+
+def agent_url_hint(settings: AdminSettings) -> str:
+    """The ``--server`` an agent needs, from the bridge settings (a placeholder where they cannot say)."""
+    host = settings.bridge_host
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - naming the wildcard, not binding it
+        host = "<this bot's address>"
+    elif ":" in host:
+        host = f"[{host}]"
+    port = settings.bridge_port or "<the port serve prints>"
+    return f"{'wss' if settings.bridge_tls else 'ws'}://{host}:{port}{AGENT_PATH}"
+
+
 def _revoke(args: argparse.Namespace) -> int:
     host = values.check_host(args.host)
-    store, data_dir = _admin_store()
+    data_dir = load_admin_settings(dict(os.environ)).data_dir
+    store = open_store(data_dir)
     try:
-        known = KeyRing(store).revoke(host)
+        known = KeyRing(store).revoke(host)  # its audit entry is staged with it, then appended below
+        appended = admin.append_if_no_bot(data_dir, store, audit_path(data_dir))
     finally:
         store.close()
-    connected = asyncio.run(admin.notify_revoked(data_dir, host))
+    if appended is None:  # a bot is running: cut the agent off now; the bot appends the audit entry
+        connected = asyncio.run(admin.notify_revoked(data_dir, host))
+        appended = connected is not None
+        state = {
+            True: "its connection was closed",
+            False: "it was not connected",
+            None: "no running bot answered on its control socket; a running bot cuts it off within 5 s",
+        }[connected]
+    else:
+        state = "no bot is running, so it is not connected"
     if not known:
         print(f"{host} was not enrolled (or already revoked); its unused tokens are void", file=sys.stderr)
-    state = {
-        True: "its connection was closed",
-        False: "it was not connected",
-        None: "no running bot answered on its control socket; a running bot cuts it off within 5 s",
-    }
-    print(f"{host} revoked; {state[connected]}. It can come back only with a new `defender-bot enroll`.")
+    if not appended:
+        print(_STAGED, file=sys.stderr)
+    print(f"{host} revoked; {state}. It can come back only with a new `defender-bot enroll`.")
     return 0
 
 
+_STAGED = (
+    "defender-bot: the audit entry is recorded in the database; the running bot appends it to the audit "
+    "log with its next entry"
+)
+
+
 def _audit_verify(_: argparse.Namespace) -> int:
-    store, data_dir = _admin_store()
+    """Reads only: the database is opened read-only and nothing is created, so a mistyped data
+    directory fails here instead of getting a new, empty database whose missing head would let lines cut
+    off the end of the log pass. The head is read again after the walk, so a running bot is fine."""
+    data_dir = load_admin_settings(dict(os.environ)).data_dir
     try:
-        verdict = verify(audit_path(data_dir), head=store.audit_head())
-    finally:
-        store.close()
+        head = read_only_head(database_path(data_dir))
+    except NoHeadError as exc:
+        print(f"defender-bot: cannot verify the audit log: {exc}", file=sys.stderr)
+        return 1
+    verdict = verify(audit_path(data_dir), head=head)
     print(verdict.message, file=sys.stdout if verdict.ok else sys.stderr)
     return 0 if verdict.ok else 1
 

@@ -42,6 +42,8 @@ channels = ["C0SECOPS"]
 [[grants]]            # bob is the fleet admin
 role = "admin"
 users = ["U0BOB"]
+hosts = ["*"]
+channels = ["*"]
 
 [approval]            # risky commands wait for bob in the thread
 commands = ["scan.full", "rollback", "restore", "dynsig.add", "dynsig.remove"]

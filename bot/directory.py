@@ -1,7 +1,8 @@
 """Who is in which Slack user group, cached so no access check waits on Slack before its ack.
 
 Membership comes from ``usergroups.users.list`` (Tier 2: ~20 calls a minute), so each group the policy
-names is fetched at start-up and kept for ``ttl`` seconds; a background refresh keeps it warm. When a
+names (and each group a request still waiting for approval names, though a reload dropped it from the
+policy) is fetched at start-up and kept for ``ttl`` seconds; a background refresh keeps it warm. When a
 check fails on cached data, the caller asks for a refresh of the groups that could have let the person
 in, and checks again ("refresh on miss"), so someone just added to on-call is not turned away, and
 someone just removed stops counting once the cache is refreshed.
@@ -64,7 +65,8 @@ class GroupDirectory:
         self._lock = asyncio.Lock()
 
     def watch(self, groups: Iterable[str]) -> None:
-        """The groups the policy names; others are never fetched."""
+        """The groups worth reading (the policy's, and those of pending approvals); others are never
+        fetched."""
         self._watched = frozenset(groups)
 
     def groups_of(self, user_id: str) -> frozenset[str]:

@@ -2,6 +2,12 @@
 
 Someone who steals the database learns no secret: a public key lets nobody pass as the agent, and a
 token hash cannot be turned back into the token.
+
+Each change is audited the way the audit log wants it (see ``bot.audit``): its entry is staged in the
+change's own transaction, so both commit or neither does, and ``appended`` is called after the commit to
+append it. In the bot that is ``AuditLog.flush``; the admin commands (a process of their own) append
+through ``bot.admin.append_staged_audit``. Entries name a token by ``token_id``, the first 12 hex digits
+of its hash, never by the token itself.
 """
 
 from __future__ import annotations
@@ -12,9 +18,11 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from agent_bridge import keys, wire
 from agent_bridge.enrollment import EnrollmentToken
+from bot.audit import AuditEntry
 from bot.store import Store
 
 TOKEN_TTL = 3600.0
@@ -22,6 +30,18 @@ TOKEN_TTL = 3600.0
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _token_id(secret: str) -> str:
+    """Names a token in the audit log: a prefix of the hash the database keeps, never the token."""
+    return _hash(secret)[:12]
+
+
+def _key_fingerprint(public_key: str) -> str:
+    try:
+        return keys.fingerprint(keys.decode_public_key(public_key))
+    except ValueError:  # the handshake has already checked it; never let the audit line fail the change
+        return "unreadable"
 
 
 @dataclass(frozen=True)
@@ -37,9 +57,20 @@ class AgentRecord:
 class KeyRing:
     """Implements :class:`agent_bridge.protocol.KeyRing` on the bot's store."""
 
-    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        appended: Callable[[], None] = lambda: None,
+    ) -> None:
+        """``appended`` runs after each change commits, to append its staged audit entry."""
         self._store = store
         self._clock = clock
+        self._appended = appended
+
+    def _entry(self, event: str, **fields: Any) -> AuditEntry:
+        return AuditEntry(round(self._clock(), 3), event, fields)
 
     def issue_token(
         self, host: str, *, server_key: str, cert_fingerprint: str | None, ttl: float = TOKEN_TTL
@@ -52,6 +83,11 @@ class KeyRing:
                 " VALUES (?, ?, ?, ?)",
                 (_hash(secret), host, now, now + ttl),
             )
+            entry = self._entry(
+                "enroll_token_issued", host=host, token_id=_token_id(secret), expires_at=round(now + ttl, 3)
+            )
+            self._store.stage_audit_in(db, entry)
+        self._appended()
         fingerprint = keys.fingerprint(keys.decode_public_key(server_key))
         return EnrollmentToken(secret, fingerprint, cert_fingerprint)
 
@@ -80,12 +116,22 @@ class KeyRing:
             if row["expires_at"] <= now:
                 return "this enrollment token has expired; make a new one with `defender-bot enroll`"
             db.execute("UPDATE enrollment_tokens SET used_at = ? WHERE secret_hash = ?", (now, _hash(secret)))
+            before = db.execute("SELECT public_key FROM agents WHERE host = ?", (host,)).fetchone()
             db.execute(
                 "INSERT INTO agents (host, public_key, enrolled_at) VALUES (?, ?, ?)"
                 " ON CONFLICT(host) DO UPDATE SET public_key = excluded.public_key,"
                 " enrolled_at = excluded.enrolled_at, revoked_at = NULL",
                 (host, public_key, now),
             )
+            entry = self._entry(
+                "enrolled",
+                host=host,
+                key_fingerprint=_key_fingerprint(public_key),
+                replaced_key=before is not None and before["public_key"] not in (None, public_key),
+                token_id=_token_id(secret),
+            )
+            self._store.stage_audit_in(db, entry)
+        self._appended()
         return None
 
     def revoke(self, host: str) -> bool:
@@ -95,10 +141,14 @@ class KeyRing:
             cursor = db.execute(
                 "UPDATE agents SET revoked_at = ? WHERE host = ? AND revoked_at IS NULL", (now, host)
             )
-            db.execute(
+            voided = db.execute(
                 "UPDATE enrollment_tokens SET used_at = ? WHERE host = ? AND used_at IS NULL", (now, host)
-            )
-        return cursor.rowcount == 1
+            ).rowcount
+            was_enrolled = cursor.rowcount == 1
+            entry = self._entry("revoked", host=host, was_enrolled=was_enrolled, tokens_voided=voided)
+            self._store.stage_audit_in(db, entry)
+        self._appended()
+        return was_enrolled
 
     def is_revoked(self, host: str) -> bool:
         row = self._store.db.execute("SELECT revoked_at FROM agents WHERE host = ?", (host,)).fetchone()

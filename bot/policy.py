@@ -5,21 +5,27 @@ user ids and user groups, on hosts matching its globs, in its channels. Roles li
 allowed: ``scan.*``, ``*``) and may inherit other roles. The policy is validated when it is loaded: a
 typo in a role, a command or an id stops start-up with the key and the reason, written the way the TOML
 reads (``grants[2].role``, ``roles.admin.inherits``).
+
+Nothing is guessed. Every grant names its ``hosts`` and ``channels`` (``["*"]`` for any, written out), so
+a forgotten key cannot silently widen a grant to the whole fleet; and values are strict: ``required =
+"2"`` or ``reason_required = "yes"`` are mistakes to fix, not strings to coerce.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
 import logging
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeAlias, TypeVar
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -39,6 +45,16 @@ GroupId = Annotated[str, Field(pattern=r"^S[A-Z0-9]{2,}$")]
 ChannelId = Annotated[str, Field(pattern=r"^(\*|[CGD][A-Z0-9]{2,})$")]
 HostGlob = Annotated[str, Field(pattern=r"^[A-Za-z0-9.*?_\-\[\]!]{1,253}$")]
 
+_T = TypeVar("_T")
+
+
+def _listed(value: object) -> object:
+    """A TOML array arrives as a list; strict mode takes only tuples, and this is the one conversion."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+TomlList: TypeAlias = Annotated[tuple[_T, ...], BeforeValidator(_listed)]
+
 
 MAX_APPROVAL_WAIT = 86400.0  # an approval request may wait at most a day
 
@@ -57,7 +73,7 @@ class _KeyedError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 def _check_patterns(patterns: Iterable[str], info: ValidationInfo) -> None:
@@ -72,8 +88,8 @@ def _check_patterns(patterns: Iterable[str], info: ValidationInfo) -> None:
 
 
 class Role(_Strict):
-    commands: tuple[str, ...] = ()
-    inherits: tuple[str, ...] = ()
+    commands: TomlList[str] = ()
+    inherits: TomlList[str] = ()
 
     @field_validator("commands")
     @classmethod
@@ -84,10 +100,10 @@ class Role(_Strict):
 
 class Grant(_Strict):
     role: str
-    users: tuple[UserId, ...] = ()
-    usergroups: tuple[GroupId, ...] = ()
-    hosts: tuple[HostGlob, ...] = ("*",)
-    channels: tuple[ChannelId, ...] = ("*",)
+    users: TomlList[UserId] = ()
+    usergroups: TomlList[GroupId] = ()
+    hosts: TomlList[HostGlob]  # required: leaving it out must not mean "every host"
+    channels: TomlList[ChannelId]  # required: leaving it out must not mean "every channel"
 
     @field_validator("hosts", "channels")
     @classmethod
@@ -105,12 +121,12 @@ class Grant(_Strict):
 
 
 class Approvers(_Strict):
-    users: tuple[UserId, ...] = ()
-    usergroups: tuple[GroupId, ...] = ()
+    users: TomlList[UserId] = ()
+    usergroups: TomlList[GroupId] = ()
 
 
 class Approval(_Strict):
-    commands: tuple[str, ...] = ()
+    commands: TomlList[str] = ()
     approvers: Approvers = Approvers()
     required: int = Field(default=1, ge=1, le=10)
     expires_after: float = 900.0
@@ -155,7 +171,7 @@ class Approval(_Strict):
 
 class Policy(_Strict):
     roles: dict[str, Role] = {}
-    grants: tuple[Grant, ...] = ()
+    grants: TomlList[Grant] = ()
     approval: Approval = Approval()
 
     @model_validator(mode="after")
@@ -281,8 +297,43 @@ def parse_policy(data: object, *, known_commands: frozenset[str], source: str = 
         original = (error.get("ctx") or {}).get("error")
         if isinstance(original, _KeyedError):
             loc = (*loc, *original.loc)
-        message = str(error["msg"]).removeprefix("Value error, ")
-        raise PolicyError(f"{source}: {policy_key(loc)}: {message}") from exc
+        raise PolicyError(f"{source}: {policy_key(loc)}: {_reason(error, loc)}") from exc
+
+
+_REQUIRED = {
+    "hosts": 'is required: list the host globs this grant covers, or write ["*"] for every host',
+    "channels": 'is required: list the channel ids this grant covers, or write ["*"] for every channel',
+}
+_WANTED = {  # strict type errors, said the way the TOML file is written
+    "int_type": "must be a whole number",
+    "float_type": "must be a number",
+    "bool_type": "must be true or false",
+    "string_type": "must be text in quotes",
+    "tuple_type": 'must be a list, such as ["..."]',
+    "dict_type": "must be a table",
+    "model_type": "must be a table",
+}
+
+
+def _reason(error: Any, loc: tuple[str | int, ...]) -> str:
+    kind = str(error["type"])
+    if kind == "missing":
+        return _REQUIRED.get(str(loc[-1]), "is required") if loc else "is required"
+    if kind in _WANTED:
+        return f"{_WANTED[kind]}, not {_toml_value(error.get('input'))}"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, str):
+        return f"the text {json.dumps(value[:80], ensure_ascii=False)}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return "a table" if isinstance(value, dict) else "a value of another kind"
 
 
 def policy_key(loc: Iterable[str | int]) -> str:

@@ -1,7 +1,10 @@
 """The Slack side: a slack-bolt AsyncApp on aiohttp, serving ``/slack/events``.
 
 Bolt checks every request's v0 signature and timestamp (forged or stale → 401) before any listener
-runs. The listener acknowledges with what :meth:`JobService.handle_command` returns, which does no
+runs. Every such refusal is audited (``forged_request``: the path, why, and the remote address; never
+the body, headers or signature), by the route around bolt's dispatch: bolt decides, and only a 401 is
+looked at again to say why (headers not in Slack's format are refused before bolt, which would raise
+on them). The listener acknowledges with what :meth:`JobService.handle_command` returns, which does no
 network I/O, so the ack always beats Slack's three seconds; slow work runs after it.
 
 Authorization uses the ``auth.test`` answer fetched once at start-up, so no request ever waits on a
@@ -12,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -29,6 +34,7 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 COMMAND = "/defender"
+STALE_AFTER = 300  # seconds: bolt (slack_sdk's SignatureVerifier) refuses older timestamps
 
 
 class SlashCommand(BaseModel):
@@ -120,9 +126,41 @@ def build_bolt_app(
     return app
 
 
-def slack_routes(app: AsyncApp) -> list[web.RouteDef]:
+class RefusalSink(Protocol):
+    def __call__(self, *, path: str, reason: str, remote: str | None) -> None: ...
+
+
+def refusal_reason(timestamp: str | None, signature: str | None, *, now: float) -> str:
+    """Why bolt refused a request (it says only "invalid request"): for the audit line, not a decision."""
+    if not timestamp or not signature:
+        return "malformed: no signature or timestamp header"
+    if not timestamp.isdigit() or not signature.startswith("v0="):
+        return "malformed: the signature or timestamp header is not in Slack's format"
+    if abs(now - int(timestamp)) > STALE_AFTER:
+        return "stale timestamp"
+    return "bad signature"
+
+
+def slack_routes(
+    app: AsyncApp, *, on_refused: RefusalSink, clock: Callable[[], float] = time.time
+) -> list[web.RouteDef]:
+    def refused(request: web.Request, reason: str) -> None:
+        log.warning("refused a Slack request to %s from %s: %s", request.path, request.remote, reason)
+        on_refused(path=request.path, reason=reason, remote=request.remote)
+
     async def events(request: web.Request) -> web.Response:
-        return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
+        timestamp = request.headers.get("X-Slack-Request-Timestamp")
+        signature = request.headers.get("X-Slack-Signature")
+        reason = refusal_reason(timestamp, signature, now=clock())
+        if reason.startswith("malformed"):
+            # Refused before bolt sees it: a timestamp that is not a number makes bolt's verifier raise
+            # (a 500 with a logged traceback) instead of refusing. This check can only refuse.
+            refused(request, reason)
+            return web.json_response({"error": "invalid request"}, status=401)
+        response = await app.async_dispatch(await to_bolt_request(request))
+        if response.status == 401:
+            refused(request, reason)
+        return await to_aiohttp_response(response)
 
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"ok": True})

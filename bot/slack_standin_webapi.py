@@ -4,6 +4,12 @@ slack_sdk sends chat.* as JSON bodies, users.info/usergroups.users.list as GET q
 upload steps as POSTs with arguments in the query string (`files` a JSON string); other clients send
 forms. `WebApi.call` takes the merged argument dict and the bearer token, and answers like Slack: HTTP 200
 with `ok:false` for API errors, 429 + Retry-After for rate limits, injected 5xx when asked.
+
+The bot token has scopes, as in Slack: by default those `deploy/slack-app-manifest.yml` asks for
+(`BOT_SCOPES`; a test keeps the two equal), and a method whose scope the token lacks answers
+`missing_scope` with `needed` and `provided`, so a scope missing from the manifest fails a test here
+instead of in production. History scopes follow the channel id: C… public (`channels:history`),
+G… private (`groups:history`), D… direct message (`im:history`).
 """
 
 from __future__ import annotations
@@ -18,6 +24,30 @@ from bot.slack_standin_workspace import ApiError, Workspace
 MAX_UPDATE_TEXT = 4_000  # chat.update answers msg_too_long above this
 MAX_SNIPPET = 1024 * 1024
 UPLOAD_METHOD = "upload_url"  # how step 2 of the file upload shows in `calls` and `fail_next`
+
+# The bot token's scopes: exactly those of deploy/slack-app-manifest.yml (tests/standin checks).
+BOT_SCOPES = frozenset(
+    {"commands", "chat:write", "chat:write.public", "files:write", "users:read", "usergroups:read",
+     "channels:history", "groups:history"}
+)  # fmt: skip
+_SCOPES = {  # the scope each Web API method needs from a bot token (None: none)
+    "auth.test": None,
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "users.info": "users:read",
+    "usergroups.users.list": "usergroups:read",
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
+}
+_HISTORY = {"C": "channels:history", "G": "groups:history", "D": "im:history"}
+
+
+def needed_scope(method: str, args: JsonDict) -> str | None:
+    """The bot-token scope ``method`` needs with these arguments; an unlisted method needs none here."""
+    if method in ("conversations.history", "conversations.replies"):
+        return _HISTORY.get((_text(args, "channel") or "C")[:1], "channels:history")
+    return _SCOPES.get(method)
 
 
 def _text(args: JsonDict, key: str) -> str | None:
@@ -80,6 +110,7 @@ class WebApi:
         self._uploads: dict[str, _Upload] = {}  # upload key -> pending upload
         self.app_token: str | None = None  # the app-level token, for the methods that take only it
         self.app_token_methods: set[str] = set()
+        self.scopes: set[str] = set(BOT_SCOPES)  # the bot token's; a test may take one away
         self.methods: dict[str, Callable[[JsonDict], JsonDict]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
@@ -112,6 +143,9 @@ class WebApi:
             expected, other = other, expected
         if token != expected:
             return Reply.error("not_allowed_token_type" if token == other else "invalid_auth")
+        needed = needed_scope(method, args) if method not in self.app_token_methods else None
+        if needed is not None and needed not in self.scopes:
+            return Reply.error("missing_scope", needed=needed, provided=",".join(sorted(self.scopes)))
         if method == "chat.postMessage" and self.rate_limiter is not None:
             wait = self.rate_limiter.wait_needed(str(args.get("channel", "")), self.ws.clock())
             if wait > 0:

@@ -39,11 +39,14 @@ commands = ["*"]
 [[grants]]
 role = "responder"
 users = ["U0ALICE"]
+hosts = ["*"]
 channels = ["C0SECOPS"]
 
 [[grants]]
 role = "admin"
 users = ["U0BOB"]
+hosts = ["*"]
+channels = ["*"]
 """
 
 

@@ -30,6 +30,8 @@ commands = ["help", "scan.*"]
 [[grants]]
 role = "responder"
 users = ["U0ALICE"]
+hosts = ["*"]
+channels = ["*"]
 
 [approval]
 commands = ["scan.full"]

@@ -16,6 +16,8 @@ EVE_GRANT = """
 [[grants]]
 role = "responder"
 users = ["U0EVE"]
+hosts = ["*"]
+channels = ["*"]
 """
 
 
@@ -36,7 +38,7 @@ async def test_sighup_reloads_and_a_bad_policy_is_refused(tmp_path: Path) -> Non
         assert "Accepted as job" in allowed.json["text"]
 
         (tmp_path / "policy.toml").write_text(
-            POLICY + '[[grants]]\nrole = "no-such-role"\nusers = ["U0EVE"]\n'
+            POLICY + '[[grants]]\nrole = "no-such-role"\nusers = ["U0EVE"]\nhosts = ["*"]\nchannels = ["*"]\n'
         )
         bot.proc.send_signal(signal.SIGHUP)
         await bot.wait_for_line("policy not reloaded, keeping the current one: .*no-such-role")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -28,8 +29,17 @@ async def test_revoke_cuts_the_agent_off_and_keeps_it_out(tmp_path: Path) -> Non
         response = await deployment.standin.send_slash_command(user=BOB, channel=CHANNEL, text="hosts")
         assert response.json is not None
         assert "revoked" in str(response.json["blocks"])
-        audit = (deployment.data_dir / "audit.jsonl").read_text()
-        assert '"event": "revoked", "host": "host42", "was_connected": true' in audit
+        lines = [json.loads(line) for line in (deployment.data_dir / "audit.jsonl").read_text().splitlines()]
+        about = [(e["event"], e) for e in lines if e.get("host") == "host42"]
+        assert [event for event, _ in about] == ["enroll_token_issued", "enrolled", "revoked", "disconnected"]
+        issued, enrolled, revoked, disconnected = (e for _, e in about)
+        assert enrolled["token_id"] == issued["token_id"] and not enrolled["replaced_key"]
+        assert enrolled["key_fingerprint"]
+        assert revoked["was_enrolled"] and disconnected["was_connected"]
+        verify = await Process.start(
+            "verify", [str(BIN / "defender-bot"), "audit", "verify"], env=deployment.env
+        )
+        assert await verify.exited() == 0, verify.output()  # written by the CLI and the bot: one chain
 
 
 async def test_revoke_without_the_admin_socket_still_cuts_the_agent_off(tmp_path: Path) -> None:

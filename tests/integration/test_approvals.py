@@ -220,9 +220,20 @@ async def test_a_forged_click_is_refused(oncall: SlackStandIn, bot: BotRuntime) 
     from urllib.parse import urlencode
 
     body = urlencode({"payload": json.dumps(payload)})
+    audit = bot.audit.path
+    before = audit.read_text().splitlines()
+    messages = len(oncall.history(CHANNEL)) + len(oncall.ephemerals())
     assert (await oncall.post_signed(body, secret="not-the-signing-secret")).status == 401
     assert (await oncall.post_signed(body, timestamp=int(time.time()) - 3600)).status == 401
     assert bot.store.jobs()[0].state is JobState.PENDING_APPROVAL
+    # Each refusal is audited once, and nothing else happens (no vote, no message, no other line).
+    new = [json.loads(line) for line in audit.read_text().splitlines()[len(before) :]]
+    assert [(e["event"], e["path"], e["reason"]) for e in new] == [
+        ("forged_request", "/slack/events", "bad signature"),
+        ("forged_request", "/slack/events", "stale timestamp"),
+    ]
+    assert all(set(e) == {"seq", "at", "event", "path", "reason", "remote", "prev", "hash"} for e in new)
+    assert len(oncall.history(CHANNEL)) + len(oncall.ephemerals()) == messages
 
 
 async def test_double_and_simultaneous_clicks_count_once(tmp_path: Path, oncall: SlackStandIn) -> None:
@@ -297,6 +308,34 @@ async def test_someone_just_added_to_on_call_is_let_in_after_a_check(
     )
     await oncall.wait_for(lambda: len(bot.store.jobs()) == 1, description="the job")
     assert len(oncall.calls_to("usergroups.users.list")) == reads + 1  # one group asked for, once
+
+
+async def test_a_pending_request_stays_approvable_by_its_group_after_a_reload_drops_it(
+    oncall: SlackStandIn, bot: BotRuntime
+) -> None:
+    """A request keeps the approvers it was made with; SIGHUP with a policy that no longer names the
+    group must not stop the bot reading that group for the requests still waiting on it."""
+    _root, card = await request(oncall, "scan host42 full --reason r")
+    (job,) = bot.store.jobs()
+    without_oncall = (
+        POLICY.replace('usergroups = ["S0ONCALL"]\n', "")
+        .replace(
+            'approvers = { usergroups = ["S0ONCALL"], users = ["U0DAVE"] }',
+            'approvers = { users = ["U0DAVE"] }',
+        )
+        .replace("{required}", "1")
+    )
+    assert ONCALL not in without_oncall
+    bot.settings.policy.write_text(without_oncall)
+    assert bot.reload_policy()
+    oncall.set_usergroup(ONCALL, [BOB, CAROL, EVE])  # Eve joins on-call after the reload
+    await click(oncall, EVE, card)
+    await oncall.wait_for(
+        lambda: state_of(bot, job.id) is not JobState.PENDING_APPROVAL or bool(oncall.ephemerals(user=EVE)),
+        description="Eve's click decided",
+    )
+    assert [m.text for m in oncall.ephemerals(user=EVE)] == []  # not "Only the named on-call approvers"
+    assert state_of(bot, job.id) is JobState.QUEUED
 
 
 async def test_a_miss_asks_only_for_the_groups_that_could_grant(

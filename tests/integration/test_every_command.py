@@ -28,6 +28,8 @@ commands = ["*"]
 [[grants]]
 role = "admin"
 users = ["U0BOB"]
+hosts = ["*"]
+channels = ["*"]
 """
 
 HOSTS = [

@@ -53,6 +53,21 @@ async def test_a_post_that_reached_slack_before_a_crash_is_not_posted_again(
     assert [m.text for m in standin.history(CHANNEL)] == ["first"]
 
 
+async def test_without_the_history_scope_a_post_is_doubled_after_a_crash(
+    standin: SlackStandIn, store: Store
+) -> None:
+    """Why deploy/slack-app-manifest.yml asks for channels:history: real Slack answers missing_scope to
+    conversations.history without it, the bot cannot find its own post, and posts it again."""
+    standin.api.scopes.discard("channels:history")
+    store.enqueue(job_id=None, channel=CHANNEL, op="root", payload={"text": "first"})
+    await drain(store, standin, expected_posts=1)
+    store.db.execute("UPDATE slack_outbox SET done_at = NULL, ts = NULL")
+    await drain(store, standin, expected_posts=2)
+    (check,) = standin.calls_to("conversations.history")
+    assert check.error == "missing_scope"
+    assert [m.text for m in standin.history(CHANNEL)] == ["first", "first"]
+
+
 async def test_a_post_that_never_left_is_posted_after_a_crash(standin: SlackStandIn, store: Store) -> None:
     item = store.enqueue(job_id=None, channel=CHANNEL, op="root", payload={"text": "lost in flight"})
     store.db.execute("UPDATE slack_outbox SET sending_at = 1 WHERE id = ?", (item,))  # began, then died

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
+
+import aiohttp
+import pytest
 
 from bot.runtime import BotRuntime, Endpoints
 from bot.slack_standin import SlackStandIn
@@ -41,6 +45,63 @@ async def test_forged_and_stale_requests_get_401_and_nothing_happens(standin: Sl
     assert tampered_signature.status == 401
     assert runtime.store.jobs() == []
     assert standin.history(CHANNEL) == []
+
+
+def audit_lines(runtime: BotRuntime) -> list[dict[str, object]]:
+    return [json.loads(line) for line in runtime.audit.path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        pytest.param({"timestamp": -6 * 60}, "stale timestamp", id="stale"),
+        pytest.param({"secret": "not-the-secret"}, "bad signature", id="forged"),
+        pytest.param(
+            {"signature": "sha1=abc"}, "malformed: the signature or timestamp header", id="malformed"
+        ),
+    ],
+)
+async def test_a_refused_command_is_audited_once_and_nothing_else_happens(
+    standin: SlackStandIn, bot: Bot, headers: dict[str, object], reason: str
+) -> None:
+    runtime, _ = bot
+    body = "command=%2Fdefender&text=scan+host42&user_id=U0ALICE&channel_id=C0SECOPS&token=not-a-secret-1"
+    before = audit_lines(runtime)
+    if "timestamp" in headers:
+        headers = {"timestamp": int(time.time()) + int(headers["timestamp"])}  # type: ignore[call-overload]
+    refused = await standin.post_signed(body, **headers)  # type: ignore[arg-type]
+    assert refused.status == 401
+    new = audit_lines(runtime)[len(before) :]
+    assert [(e["event"], e["path"]) for e in new] == [("forged_request", "/slack/events")]
+    assert str(new[0]["reason"]).startswith(reason)
+    assert new[0]["remote"] == "127.0.0.1"
+    assert "scan" not in json.dumps(new[0]) and "not-a-secret-1" not in json.dumps(new[0])  # never the body
+    assert runtime.store.jobs() == [] and standin.history(CHANNEL) == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        pytest.param({}, "malformed: no signature or timestamp header", id="no-headers"),
+        pytest.param(
+            {"X-Slack-Request-Timestamp": "soon", "X-Slack-Signature": "v0=00"},
+            "malformed: the signature or timestamp header is not in Slack's format",
+            id="timestamp-not-a-number",
+        ),
+    ],
+)
+async def test_a_request_with_malformed_signature_headers_is_refused_and_audited(
+    standin: SlackStandIn, bot: Bot, headers: dict[str, str], reason: str
+) -> None:
+    runtime, endpoints = bot
+    before = len(audit_lines(runtime))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(endpoints.slack_url, data=b"command=%2Fdefender&text=help", headers=headers) as response,
+    ):
+        assert response.status == 401
+    (entry,) = audit_lines(runtime)[before:]
+    assert (entry["event"], entry["reason"]) == ("forged_request", reason)
 
 
 async def test_a_user_without_a_grant_is_refused_privately_and_nothing_runs(

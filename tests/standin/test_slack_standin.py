@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import re
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack_standin import SlackStandIn
 from bot.slack_standin_interactions import sign
+from bot.slack_standin_webapi import BOT_SCOPES
 from tests.standin.conftest import ALICE, BOB, CHANNEL, TOKEN, FakeClock
 
 BUTTONS: list[dict[str, Any]] = [
@@ -450,3 +453,40 @@ async def test_wait_for_wakes_on_records_and_times_out_with_a_description(
     assert [r.text for r in replies] == ["r1"]
     with pytest.raises(TimeoutError, match=r"2 replies under .* in C0SECOPS; saw 2 calls"):
         await standin.wait_for_reply_count(CHANNEL, root["ts"], 2, timeout=0.05)
+
+
+def test_the_bot_token_has_exactly_the_scopes_the_manifest_asks_for() -> None:
+    manifest = (Path(__file__).parents[2] / "deploy" / "slack-app-manifest.yml").read_text()
+    match = re.search(r"^\s+bot:\s*\[([^\]]*)\]", manifest, re.MULTILINE)
+    assert match is not None
+    assert {scope.strip() for scope in match.group(1).split(",")} == BOT_SCOPES
+    assert {"channels:history", "groups:history"} <= BOT_SCOPES  # the outbox's duplicate check reads history
+
+
+@pytest.mark.parametrize(
+    ("channel", "scope"),
+    [
+        pytest.param(CHANNEL, "channels:history", id="public"),
+        pytest.param("G0PRIVATE", "groups:history", id="private"),
+    ],
+)
+async def test_a_method_without_its_scope_answers_missing_scope_like_slack(
+    standin: SlackStandIn, client: AsyncWebClient, channel: str, scope: str
+) -> None:
+    standin.add_channel(channel, "somewhere")
+    posted = await client.chat_postMessage(channel=channel, text="hello")
+    assert (await client.conversations_history(channel=channel))["messages"][0]["ts"] == posted["ts"]
+    standin.api.scopes.discard(scope)
+    with pytest.raises(SlackApiError) as history:
+        await client.conversations_history(channel=channel)
+    with pytest.raises(SlackApiError) as replies:
+        await client.conversations_replies(channel=channel, ts=posted["ts"])
+    for err in (history, replies):
+        assert err.value.response["error"] == "missing_scope"
+        assert err.value.response["needed"] == scope
+        assert err.value.response["provided"] == ",".join(sorted(BOT_SCOPES - {scope}))
+    standin.api.scopes.discard("chat:write")
+    with pytest.raises(SlackApiError) as post:
+        await client.chat_postMessage(channel=channel, text="again")
+    assert (post.value.response["error"], post.value.response["needed"]) == ("missing_scope", "chat:write")
+    assert len(standin.history(channel)) == 1  # a refused call changes nothing

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
-from bot.audit import AuditLog, verify
+import pytest
+
+from bot.audit import AuditLog, NoHeadError, read_only_head, verify
+from bot.store import Store
 
 
 class Head:
@@ -159,3 +163,99 @@ def test_garbage_is_named(tmp_path: Path) -> None:
     content.insert(2, "not json\n")
     path.write_text("".join(content))
     assert verify(path, head=head.value).message == "line 3: not an audit entry (edited or corrupted)"
+
+
+class RunningBot:
+    """The bot's real store and audit log, appending from a thread of their own when asked to: a
+    `defender-bot serve` writing while `audit verify` reads."""
+
+    def __init__(self, directory: Path) -> None:
+        self.store = Store(directory / "defender.db")
+        self.audit = AuditLog(
+            directory / "audit.jsonl", head=self.store.audit_head, save_head=self.store.save_audit_head
+        )
+        self.audit.attach(self.store)
+        self.audit.write("started")
+
+    def append_concurrently(self, n: int) -> None:
+        """Append ``n`` entries from another thread, and wait until they are in (no sleeping)."""
+
+        def run() -> None:
+            for i in range(n):
+                self.audit.write("request", user="U0ALICE", text=f"scan host{i}", outcome="accepted")
+
+        writer = threading.Thread(target=run)
+        writer.start()
+        writer.join(timeout=30)
+        assert not writer.is_alive()
+
+    def close(self) -> None:
+        self.audit.close()
+        self.store.close()
+
+
+@pytest.mark.parametrize(
+    ("appends", "total"),
+    [
+        # {head read: (read the head first?, entries appended then)}
+        pytest.param({1: (True, 3)}, 4, id="after-the-first-head-read-before-the-walk"),
+        pytest.param({2: (False, 3)}, 4, id="after-the-walk-before-the-head-is-read-again"),
+        pytest.param({1: (True, 2), 2: (False, 2), 3: (False, 1)}, 6, id="all-the-way-through"),
+    ],
+)
+def test_verify_on_a_running_bot_checks_lines_appended_meanwhile_and_calls_none_added(
+    tmp_path: Path, appends: dict[int, tuple[bool, int]], total: int
+) -> None:
+    """`defender-bot audit verify` while the bot writes: no "(added)" for lines that are genuine."""
+    bot = RunningBot(tmp_path)
+    stored = read_only_head(tmp_path / "defender.db")  # what the CLI reads through
+    reads = 0
+
+    def head() -> tuple[int, str] | None:
+        nonlocal reads
+        reads += 1
+        first, n = appends.get(reads, (True, 0))
+        value = stored() if first else None
+        bot.append_concurrently(n)
+        return value if first else stored()
+
+    try:
+        verdict = verify(tmp_path / "audit.jsonl", head=head)
+    finally:
+        bot.close()
+    assert verdict.ok, verdict.message
+    assert verdict.lines == total
+    assert verify(tmp_path / "audit.jsonl", head=stored).message.endswith(f"{total} entries, chain intact")
+
+
+def test_lines_appended_while_verify_runs_are_checked_too(tmp_path: Path) -> None:
+    """Reading on past the first walk is no blind spot: an edit in the new lines is named."""
+    bot = RunningBot(tmp_path)
+    path = tmp_path / "audit.jsonl"
+    stored = read_only_head(tmp_path / "defender.db")
+    reads = 0
+
+    def head() -> tuple[int, str] | None:
+        nonlocal reads
+        reads += 1
+        if reads == 2:  # after the first walk: two genuine lines, then one of them edited
+            bot.append_concurrently(2)
+            path.write_text(path.read_text().replace("scan host1", "scan host9"))
+        return stored()
+
+    try:
+        verdict = verify(path, head=head)
+    finally:
+        bot.close()
+    assert not verdict.ok
+    assert verdict.message == "line 3: content does not match its hash (edited)"
+
+
+def test_verify_reads_the_database_read_only_and_needs_a_head(tmp_path: Path) -> None:
+    with pytest.raises(NoHeadError, match=r"no database at .*defender\.db; is DEFENDER_DATA_DIR right\?"):
+        read_only_head(tmp_path / "missing" / "defender.db")
+    assert not (tmp_path / "missing").exists()  # nothing created
+
+    Store(tmp_path / "defender.db").close()  # a database the bot never wrote an audit entry to
+    with pytest.raises(NoHeadError, match="holds no audit head"):
+        read_only_head(tmp_path / "defender.db")

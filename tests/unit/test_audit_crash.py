@@ -228,7 +228,7 @@ def test_a_database_error_saving_the_head_does_not_write_the_line_twice(tmp_path
 
 POLICY = {
     "roles": {"all": {"commands": ["*"]}},
-    "grants": [{"role": "all", "users": ["U0ALICE", "U0BOB"]}],
+    "grants": [{"role": "all", "users": ["U0ALICE", "U0BOB"], "hosts": ["*"], "channels": ["*"]}],
     "approval": {"commands": ["scan.full"], "approvers": {"users": ["U0BOB"]}},
 }
 
@@ -332,3 +332,14 @@ def assert_audited_once_after_restart(directory: Path, event: str, job_id: str) 
     found = [e for e in entries(restarted.path) if e["event"] == event and e.get("job") == job_id]
     assert len(found) == 1, entries(restarted.path)
     verified(directory)
+
+
+def test_every_commit_reaches_the_disk_before_it_is_acted_on(tmp_path: Path) -> None:
+    """synchronous=FULL: in WAL mode, NORMAL can lose the last commits on power loss, and a result is
+    acknowledged to its agent (which then deletes its copy) right after its commit."""
+    store = Store(tmp_path / "db.sqlite")
+    try:
+        assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    finally:
+        store.close()

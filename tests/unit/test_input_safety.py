@@ -256,7 +256,10 @@ class NeverDispatch:
 async def test_a_refusal_stores_and_sends_nothing(tmp_path: Path, name: str, words: list[str]) -> None:
     store = Store(tmp_path / f"{abs(hash((name, *words)))}.db")
     policy = parse_policy(
-        {"roles": {"all": {"commands": ["*"]}}, "grants": [{"role": "all", "users": ["U0ALICE"]}]},
+        {
+            "roles": {"all": {"commands": ["*"]}},
+            "grants": [{"role": "all", "users": ["U0ALICE"], "hosts": ["*"], "channels": ["*"]}],
+        },
         known_commands=REGISTRY.policy_names,
     )
     audit = AuditLog(tmp_path / f"{abs(hash((name, *words)))}.jsonl")

@@ -39,10 +39,13 @@ channels = ["C0SECOPS"]
 role = "viewer"
 users = ["U0VIEW"]
 hosts = ["web-*"]
+channels = ["*"]
 
 [[grants]]
 role = "admin"
 users = ["U0BOB"]
+hosts = ["*"]
+channels = ["*"]
 
 [approval]
 commands = ["scan.full", "rollback", "restore", "dynsig.add", "dynsig.remove"]
@@ -191,6 +194,23 @@ def mistake(*changes: object, key: str, says: str, id: str) -> object:
                 says='an empty list covers nothing; write ["*"] for every host', id="no-hosts"),
         mistake("grants.1.channels", [], key="grants[1].channels",
                 says='an empty list covers nothing; write ["*"] for every channel', id="no-channels"),
+        # Strict values: a string or a float is a mistake to fix, not something to coerce.
+        mistake("approval.required", "2", key="approval.required",
+                says='must be a whole number, not the text "2"', id="required-as-text"),
+        mistake("approval.required", 2.0, key="approval.required",
+                says="must be a whole number, not the number 2.0", id="required-as-float"),
+        mistake("approval.required", True, key="approval.required",
+                says="must be a whole number, not true", id="required-as-boolean"),
+        mistake("approval.reason_required", "yes", key="approval.reason_required",
+                says='must be true or false, not the text "yes"', id="reason-required-as-text"),
+        mistake("approval.reason_required", 1, key="approval.reason_required",
+                says="must be true or false, not the number 1", id="reason-required-as-number"),
+        mistake("grants.0.users", "U0ALICE", key="grants[0].users",
+                says='must be a list, such as ["..."], not the text "U0ALICE"', id="users-not-a-list"),
+        mistake("grants.0.role", 7, key="grants[0].role", says="must be text in quotes, not the number 7",
+                id="role-as-number"),
+        mistake("roles.viewer", ["help"], key="roles.viewer", says="must be a table, not a list",
+                id="role-not-a-table"),
     ],
 )  # fmt: skip
 def test_policy_mistakes_name_the_key(changes: tuple[object, ...], key: str, says: str) -> None:
@@ -208,6 +228,31 @@ def test_policy_mistakes_name_the_key(changes: tuple[object, ...], key: str, say
         parse_policy(data, known_commands=KNOWN, source="policy.toml")
     assert str(info.value).startswith(f"policy.toml: {key}: "), str(info.value)
     assert says in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "says"),
+    [
+        pytest.param("hosts", 'write ["*"] for every host', id="hosts"),
+        pytest.param("channels", 'write ["*"] for every channel', id="channels"),
+    ],
+)
+def test_a_grant_without_hosts_or_channels_is_refused_not_widened(key: str, says: str) -> None:
+    """Default deny: a forgotten key is a mistake, never "everywhere"."""
+    data = tomllib.loads(SPEC_POLICY)
+    del data["grants"][0][key]
+    with pytest.raises(PolicyError) as info:
+        parse_policy(data, known_commands=KNOWN, source="policy.toml")
+    assert str(info.value) == f"policy.toml: grants[0].{key}: is required: " + (
+        f"list the {'host globs' if key == 'hosts' else 'channel ids'} this grant covers, or {says}"
+    )
+
+
+def test_the_example_policy_in_deploy_loads() -> None:
+    """The file operators copy must pass the same strict checks."""
+    path = Path(__file__).parents[2] / "deploy" / "policy.example.toml"
+    policy = load_policy(path, known_commands=REGISTRY.policy_names)
+    assert all(grant.hosts and grant.channels for grant in policy.grants)
 
 
 @pytest.mark.parametrize(

@@ -154,7 +154,9 @@ async def test_groups_the_policy_does_not_name_are_never_fetched(
 
 POLICY = {
     "roles": {"responder": {"commands": ["status", "scan.*"]}},
-    "grants": [{"role": "responder", "users": ["U0ALICE"], "usergroups": [ONCALL]}],
+    "grants": [
+        {"role": "responder", "users": ["U0ALICE"], "usergroups": [ONCALL], "hosts": ["*"], "channels": ["*"]}
+    ],
     "approval": {"commands": ["scan.full"], "approvers": {"usergroups": [ONCALL]}},
 }
 
