@@ -361,9 +361,7 @@ class RequestHandler:
 
     # ---- approval clicks ------------------------------------------------------------------------
 
-    async def handle_click(
-        self, *, user_id: str, job_id: str, vote: Vote, channel_id: str, message_ts: str
-    ) -> None:
+    async def handle_click(self, *, user_id: str, job_id: str, vote: Vote, channel_id: str) -> None:
         """Runs after the click was acknowledged, so it may ask Slack about user groups."""
         audit = {"user": user_id, "job": job_id, "vote": vote.value}
         approval = self._approvals.get(job_id)

@@ -120,7 +120,6 @@ def build_bolt_app(
             job_id=action.value,
             vote=Vote.APPROVE if action.action_id == APPROVE else Vote.DENY,
             channel_id=click.container.channel_id,
-            message_ts=click.container.message_ts,
         )
 
     return app

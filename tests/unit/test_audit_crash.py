@@ -301,7 +301,7 @@ async def test_a_decision_keeps_its_audit_line(
     dies_at_the_next_append(monkeypatch, wired.bot.audit)
     with pytest.raises(Crash):
         await wired.requests.handle_click(
-            user_id="U0BOB", job_id=job_id, vote=Vote.APPROVE, channel_id="C0SECOPS", message_ts="1.0"
+            user_id="U0BOB", job_id=job_id, vote=Vote.APPROVE, channel_id="C0SECOPS"
         )
     await wired.service.close()
     assert wired.bot.store.get(job_id).state is JobState.QUEUED  # type: ignore[union-attr]

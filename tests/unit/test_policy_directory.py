@@ -207,9 +207,7 @@ async def test_stale_membership_grants_neither_access_nor_approval(
         assert not directory.groups_of(CAROL)  # ...so the stale list counts for nothing
         again = handler.handle_command(user_id=CAROL, channel_id="C0SECOPS", text="status host44")
         assert "Not allowed" in again.text  # answered at once: S0ONCALL was just asked for
-        await handler.handle_click(
-            user_id=CAROL, job_id=pending.id, vote=Vote.APPROVE, channel_id="C0SECOPS", message_ts="1.0"
-        )
+        await handler.handle_click(user_id=CAROL, job_id=pending.id, vote=Vote.APPROVE, channel_id="C0SECOPS")
         assert store.get(pending.id).state.value == "pending_approval"  # type: ignore[union-attr]
         assert any("Only the named on-call approvers" in text for text in told(store))
     finally:
