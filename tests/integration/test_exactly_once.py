@@ -244,7 +244,11 @@ async def test_cancel_kills_a_scan_that_does_not_stop(
         if "-Cancel" not in argv:
             runner.calls.append(list(argv))
             runner.started.set()
-            await stuck.wait()
+            try:
+                await stuck.wait()
+            except asyncio.CancelledError:  # what the real runner turns into killing the process tree
+                runner.calls.append(["<process tree killed>"])
+                raise
         return await original_run(argv, timeout=timeout, max_output=max_output)
 
     runner.run = run  # type: ignore[method-assign]
@@ -264,3 +268,8 @@ async def test_cancel_kills_a_scan_that_does_not_stop(
     assert stored is not None
     assert stored.result is not None
     assert "process tree was stopped" in stored.result.outcome.summary
+    assert runner.calls == [  # Defender was asked first; the tree was killed only after the grace period
+        ["/opt/fake/MpCmdRun.exe", "-Scan", "-ScanType", "1"],
+        ["/opt/fake/MpCmdRun.exe", "-Scan", "-Cancel"],
+        ["<process tree killed>"],
+    ]
