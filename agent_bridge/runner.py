@@ -129,6 +129,24 @@ class SubprocessRunner:
         )
 
 
+def run_now(argv: Sequence[str], *, timeout: float = 60.0) -> RunResult:
+    """A short command run to completion before the agent's event loop starts (start-up housekeeping
+    such as ``icacls`` on the state directory); a timeout kills it and says so."""
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            list(argv), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        output = (exc.stdout or b"") + (exc.stderr or b"")
+        return RunResult(exit_code=-1, output=decode_output(output), timed_out=True, duration=timeout)
+    return RunResult(
+        exit_code=normalise_exit_code(done.returncode),
+        output=decode_output(done.stdout + done.stderr),
+        duration=time.monotonic() - started,
+    )
+
+
 class _Capture(asyncio.SubprocessProtocol):
     """Feeds the merged output straight into the tail buffer and says when the process and its pipe end."""
 

@@ -10,8 +10,10 @@ param(
 )
 $ErrorActionPreference = "Stop"
 New-Item -ItemType Directory -Force -Path $Root | Out-Null
-# The state directory holds the agent's private key: SYSTEM and Administrators only.
-icacls $Root /inheritance:r /grant:r "SYSTEM:(OI)(CI)F" "Administrators:(OI)(CI)F" | Out-Null
+# The state directory holds the agent's private key: SYSTEM and Administrators only (by SID: the names
+# are translated on non-English Windows). The agent sets the same ACL on its state directory each start.
+& "$env:SystemRoot\System32\icacls.exe" $Root /inheritance:r /grant:r "*S-1-5-18:(OI)(CI)F" "*S-1-5-32-544:(OI)(CI)F" | Out-Null
+if ($LASTEXITCODE -ne 0) { throw "icacls could not restrict $Root" }
 python -m venv "$Root\venv"
 & "$Root\venv\Scripts\pip.exe" install --quiet $Wheel
 $agent = "$Root\venv\Scripts\defender-agent.exe"
