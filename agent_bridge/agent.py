@@ -45,6 +45,10 @@ class AgentConfigError(ValueError):
     """A setting that stops the agent from starting; the message names it and says how to fix it."""
 
 
+class EnrollmentRefused(AgentConfigError):
+    """The bot refused the enrollment token (unknown, used or expired): retrying it can never work."""
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     server: str
@@ -59,6 +63,7 @@ class AgentConfig:
     max_frame_bytes: int = 256 * 1024
     probe_status: bool = True  # ask Defender for its versions on first connect, for `hosts`
     heartbeat: float = 30.0  # websocket ping interval; a peer that misses a pong is dead
+    handshake_timeout: float = 30.0  # seconds from connecting to the bot's welcome, upgrade included
     cancel_grace: float = CANCEL_GRACE
 
     def check(self) -> None:
@@ -142,23 +147,25 @@ class Agent:
         if self._should_probe():
             await self._probe_versions()  # once, so the first hello already carries Defender's versions
         delays = self._delays()
-        while not stop.is_set():
-            try:
-                reason, was_ready = await self.connect_once(stop)
-            except AgentConfigError:
-                raise
-            except Exception as exc:  # a bug must not take the agent off the fleet: log it, reconnect
-                log.exception("the connection failed unexpectedly")
-                reason, was_ready = f"internal error: {type(exc).__name__}", False
-            if stop.is_set():
-                break
-            if was_ready:
-                delays = self._delays()  # a good session resets the backoff
-            delay = next(delays)
-            log.warning("disconnected from %s (%s); retrying in %.1fs", self.config.server, reason, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-        await self.shutdown()
+        try:
+            while not stop.is_set():
+                try:
+                    reason, was_ready = await self.connect_once(stop)
+                except AgentConfigError:
+                    raise  # e.g. a refused enrollment token: retrying cannot help
+                except Exception as exc:  # a bug must not take the agent off the fleet: log it, reconnect
+                    log.exception("the connection failed unexpectedly")
+                    reason, was_ready = f"internal error: {type(exc).__name__}", False
+                if stop.is_set():
+                    break
+                if was_ready:
+                    delays = self._delays()  # a good session resets the backoff
+                delay = next(delays)
+                log.warning("disconnected from %s (%s); retrying in %.1fs", self.config.server, reason, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+        finally:
+            await self.shutdown()
 
     async def connect_once(self, stop: asyncio.Event | None = None) -> tuple[str, bool]:
         """One connection, start to end. Returns why it ended and whether it got as far as ready."""
@@ -191,8 +198,12 @@ class Agent:
             max_frame_bytes=self.config.max_frame_bytes,
         )
         ready = False
+        # One deadline from connecting to the welcome: a silent or hostile server (one that accepts and
+        # never upgrades, or never sends its challenge) cannot hold the agent; lifted once ready.
+        handshake = asyncio.timeout(self.config.handshake_timeout)
         try:
             async with (
+                handshake,
                 aiohttp.ClientSession() as http,
                 http.ws_connect(
                     self.config.server,
@@ -214,6 +225,7 @@ class Agent:
                         for event in protocol.receive(message.data):
                             if isinstance(event, Ready):
                                 ready = True
+                                handshake.reschedule(None)
                                 await self._on_ready(session, event)
                             elif isinstance(event, JobReceived):
                                 await self._on_job(session, event.job)
@@ -227,8 +239,16 @@ class Agent:
                 finally:
                     if closer:
                         closer.cancel()
+                if protocol.enrollment_refused is not None:
+                    raise EnrollmentRefused(_refusal_note(self.config.host, protocol.enrollment_refused))
                 return protocol.close_reason or "connection closed", ready
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            if handshake.expired():
+                reason = (
+                    f"the server did not complete the handshake within {self.config.handshake_timeout:g}s"
+                )
+                log.warning("closing: %s", reason)
+                return reason, ready
             return f"{type(exc).__name__}: {exc}", ready
         finally:
             self._session = None
@@ -519,6 +539,14 @@ class Agent:
             return False
         self.state.set_versions(versions)
         return True
+
+
+def _refusal_note(host: str, why: str) -> str:
+    why = " ".join(why.split())[:200]  # the bot's words, on one line
+    return (
+        f"the bot refused the enrollment token for {host} ({why}); a token never becomes valid again: "
+        f"make a new one with `defender-bot enroll {host}` and start the agent with it"
+    )
 
 
 def _token_digest(token: EnrollmentToken) -> str:

@@ -23,7 +23,9 @@ anything: a server that only knows the bot's public key gets no token, no proof,
 alter them after the handshake; that is why ``ws://`` is for loopback or ``--insecure`` only.
 
 A violation (a frame before authentication, a malformed or oversized frame, a flood, a missed deadline,
-a bad signature) moves straight to CLOSED with a reason; the driver closes the socket and logs it.
+a bad signature) moves straight to CLOSED with a reason; the driver closes the socket and logs it. A
+refused enrollment token is told apart (error code ``enrollment``): a token never becomes valid again,
+so the agent stops instead of retrying it for ever.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
 from agent_bridge import keys, wire
+
+ENROLLMENT_REFUSED = "enrollment"  # the error code that says the token itself was refused
 
 
 class State(enum.Enum):
@@ -293,7 +297,7 @@ class ServerConnection:
                 host=hello.host, secret=auth.enroll_token, public_key=hello.public_key, now=now
             )
             if refusal is not None:
-                return self._fail(f"enrollment refused: {refusal}", code="auth")
+                return self._fail(f"enrollment refused: {refusal}", code=ENROLLMENT_REFUSED)
         elif self._keyring.public_key(hello.host) != hello.public_key:
             return self._fail("unknown or revoked agent key", code="auth")
         self.state = State.READY
@@ -334,6 +338,7 @@ class AgentConnection:
             raise ValueError(f"the client nonce must be {keys.NONCE_BYTES} bytes")
         self.state = State.CONNECTING
         self.close_reason: str | None = None
+        self.enrollment_refused: str | None = None  # why the bot refused our token, for good
         self._host = host
         self._key = private_key
         self._public_key = keys.encode_public_key(private_key.public_key())
@@ -368,6 +373,12 @@ class AgentConnection:
                 return self._version_mismatch(other)
             return self._fail("malformed frame from server")
         if isinstance(frame, wire.Error):
+            if (
+                frame.code == ENROLLMENT_REFUSED
+                and self._enrollment is not None
+                and self.state is State.AUTHENTICATING
+            ):
+                self.enrollment_refused = frame.message.removeprefix("enrollment refused: ")
             return self._fail(f"server closed the connection: {frame.message}")
         if self.state is State.CONNECTING:
             if not isinstance(frame, wire.Challenge):

@@ -74,11 +74,11 @@ class Deployment:
                 "--server", self.agent_url,
                 "--id", host.name,
                 "--state-dir", str(directory / "agent"),
-                "--enroll-token", token,
                 "--mpcmdrun", str(BIN / "defender-mpcmdrun-sim"),
                 "--powershell", str(BIN / "defender-powershell-sim"),
             ],
-            env={"DEFENDER_SIM_STATE": str(state_path)},
+            # As install-agent.ps1 passes it: never on the command line, where `ps` shows it.
+            env={"DEFENDER_SIM_STATE": str(state_path), "DEFENDER_ENROLL_TOKEN": token},
         )  # fmt: skip
         self.agents[host.name] = agent
         await self.bot.wait_for_line(rf"agent {host.name} online")

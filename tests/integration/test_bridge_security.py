@@ -296,7 +296,7 @@ async def test_a_reused_enrollment_token_is_refused(
                 else:
                     assert answer == {
                         "type": "error",
-                        "code": "auth",
+                        "code": "enrollment",
                         "message": "enrollment refused: this enrollment token was already used",
                     }
 
@@ -310,7 +310,7 @@ async def test_an_expired_enrollment_token_is_refused(world: tuple[BotRuntime, E
         answer = await handshake(ws, "host42", Ed25519PrivateKey.generate(), token=token.secret)
     assert answer == {
         "type": "error",
-        "code": "auth",
+        "code": "enrollment",
         "message": "enrollment refused: this enrollment token has expired; make a new one with "
         "`defender-bot enroll`",
     }
