@@ -121,6 +121,7 @@ class Agent:
         runner: Runner | None = None,
         clock: Callable[[], float] = time.time,
         delays: Callable[[], Iterator[float]] = backoff,
+        discover: Callable[[], Path | None] = discovery.find_mpcmdrun,
     ) -> None:
         config.check()
         self.config = config
@@ -128,6 +129,7 @@ class Agent:
         self._runner = runner or SubprocessRunner()
         self._clock = clock
         self._delays = delays
+        self._discover = discover
         self._key = self.state.identity()
         self._token = EnrollmentToken.parse(config.enroll_token) if config.enroll_token else None
         self._session: _Session | None = None
@@ -412,21 +414,32 @@ class Agent:
             return RunResult(exit_code=-1, output=""), Outcome(succeeded=False, summary=summary, error=error)
 
     async def _run_tool(self, command: commands.AgentCommand, *, timeout: float) -> tuple[RunResult, Outcome]:
-        executable = self._executable(command)
-        if executable is None:
-            run = RunResult(exit_code=-1, output="")
-            return run, Outcome(
-                succeeded=False, summary="MpCmdRun.exe was not found", error=hresults.not_found(None)
-            )
-        try:
-            run = await self._runner.run(
-                [executable, *command.argv()], timeout=timeout, max_output=self.config.max_output
-            )
-        except FileNotFoundError:
-            run = RunResult(exit_code=-1, output="")
-            return run, Outcome(
-                succeeded=False, summary=f"{executable} was not found", error=hresults.not_found(executable)
-            )
+        rediscovered = False
+        while True:
+            executable = self._executable(command)
+            if executable is None:
+                run = RunResult(exit_code=-1, output="")
+                return run, Outcome(
+                    succeeded=False, summary="MpCmdRun.exe was not found", error=hresults.not_found(None)
+                )
+            try:
+                run = await self._runner.run(
+                    [executable, *command.argv()], timeout=timeout, max_output=self.config.max_output
+                )
+                break
+            except FileNotFoundError:
+                if rediscovered or command.tool != "mpcmdrun" or self.config.mpcmdrun is not None:
+                    run = RunResult(exit_code=-1, output="")
+                    return run, Outcome(
+                        succeeded=False,
+                        summary=f"{executable} was not found",
+                        error=hresults.not_found(executable),
+                    )
+                # A Defender platform update removes the old Platform\<version> folder: look again, once.
+                log.warning(
+                    "%s is gone (a Defender platform update?); looking for MpCmdRun.exe again", executable
+                )
+                self._mpcmdrun, rediscovered = None, True
         outcome = interpret(command, run)
         if isinstance(outcome.report, UpdateReport) and outcome.report.before is None:
             report = outcome.report.model_copy(update={"before": self.state.versions()})
@@ -453,7 +466,7 @@ class Agent:
         if command.tool == "powershell":
             return self.config.powershell
         if self._mpcmdrun is None:
-            found = discovery.find_mpcmdrun()
+            found = self._discover()
             self._mpcmdrun = str(found) if found else None
         return self._mpcmdrun
 
