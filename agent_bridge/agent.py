@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from agent_bridge import __version__, commands, discovery, hresults, keys, wire
-from agent_bridge.agent_state import AgentState, Pinned
+from agent_bridge import __version__, commands, discovery, hresults, keys, processes, wire
+from agent_bridge.agent_state import AgentState, Interrupted, Pinned
 from agent_bridge.enrollment import EnrollmentToken
 from agent_bridge.interpret import interpret
 from agent_bridge.powershell_reports import StatusReport
@@ -139,6 +139,7 @@ class Agent:
         self.connected = asyncio.Event()
         self.attempt_ended = asyncio.Event()  # set each time a connection attempt or session ends
         self.last_close_reason: str | None = None
+        self._orphaned_scans: list[str] = []  # job ids whose scan Defender may still be running
         self._recover_interrupted()
 
     # ---- connection loop ------------------------------------------------------------------------
@@ -146,6 +147,7 @@ class Agent:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Connect, serve, and reconnect with backoff until ``stop`` is set."""
         stop = stop or asyncio.Event()
+        await self._cancel_orphaned_scans()
         if self._should_probe():
             await self._probe_versions()  # once, so the first hello already carries Defender's versions
         delays = self._delays()
@@ -171,6 +173,7 @@ class Agent:
 
     async def connect_once(self, stop: asyncio.Event | None = None) -> tuple[str, bool]:
         """One connection, start to end. Returns why it ended and whether it got as far as ready."""
+        await self._cancel_orphaned_scans()  # before any new job can find "a scan is already running"
         try:
             reason, ready = await self._session_once(stop)
         except BaseException as exc:
@@ -365,7 +368,11 @@ class Agent:
         self.state.mark_running(envelope, started_at=started)
         log.info("job %s on %s: running %s", job_id, self.config.host, command.action)
         await self._send(lambda p: p.send_progress(job_id, f"running {command.action}"))
-        run, outcome = await self._perform(envelope)
+
+        def record(pid: int) -> None:
+            self.state.mark_running(envelope, started_at=started, process=processes.identify(pid))
+
+        run, outcome = await self._perform(envelope, on_start=record)
         running = self._running.pop(job_id, None)
         status: wire.JobStatus
         cancelled_by_defender = outcome.error is not None and outcome.error.hresult == "0x800704C7"
@@ -391,13 +398,15 @@ class Agent:
             await self._send(lambda p: p.send_heartbeat(self.info()))
         await self._send(lambda p: p.send_result(result))
 
-    async def _perform(self, envelope: wire.JobEnvelope) -> tuple[RunResult, Outcome]:
+    async def _perform(
+        self, envelope: wire.JobEnvelope, *, on_start: Callable[[int], None]
+    ) -> tuple[RunResult, Outcome]:
         """Run the job's tool; whatever happens, come back with an outcome that says what happened."""
         command = envelope.command
         try:
             if isinstance(command, commands.CancelCommand):
-                return await self._cancel_scans(command, envelope)
-            return await self._run_tool(command, timeout=envelope.timeout_seconds)
+                return await self._cancel_scans(command, envelope, on_start=on_start)
+            return await self._run_tool(command, timeout=envelope.timeout_seconds, on_start=on_start)
         except asyncio.CancelledError:
             running = self._running.get(envelope.job_id)
             if running is None or not running.cancelled:
@@ -413,7 +422,13 @@ class Agent:
             summary = "The agent hit an internal error"
             return RunResult(exit_code=-1, output=""), Outcome(succeeded=False, summary=summary, error=error)
 
-    async def _run_tool(self, command: commands.AgentCommand, *, timeout: float) -> tuple[RunResult, Outcome]:
+    async def _run_tool(
+        self,
+        command: commands.AgentCommand,
+        *,
+        timeout: float,
+        on_start: Callable[[int], None] | None = None,
+    ) -> tuple[RunResult, Outcome]:
         rediscovered = False
         while True:
             executable = self._executable(command)
@@ -424,7 +439,10 @@ class Agent:
                 )
             try:
                 run = await self._runner.run(
-                    [executable, *command.argv()], timeout=timeout, max_output=self.config.max_output
+                    [executable, *command.argv()],
+                    timeout=timeout,
+                    max_output=self.config.max_output,
+                    on_start=on_start,
                 )
                 break
             except FileNotFoundError:
@@ -447,13 +465,14 @@ class Agent:
         return run, outcome
 
     async def _cancel_scans(
-        self, command: commands.CancelCommand, envelope: wire.JobEnvelope
+        self, command: commands.CancelCommand, envelope: wire.JobEnvelope, *, on_start: Callable[[int], None]
     ) -> tuple[RunResult, Outcome]:
         """`MpCmdRun -Scan -Cancel`, then the process tree of any scan that does not stop in time."""
         scans = [r for r in self._running.values() if isinstance(r.envelope.command, commands.ScanCommand)]
         for scan in scans:
             scan.cancelled = True  # before the cancel runs: the scan may end the moment it does
-        run, outcome = await self._run_tool(command, timeout=min(envelope.timeout_seconds, 60.0))
+        timeout = min(envelope.timeout_seconds, 60.0)
+        run, outcome = await self._run_tool(command, timeout=timeout, on_start=on_start)
         if scans:
             _done, pending = await asyncio.wait([s.task for s in scans], timeout=self.config.cancel_grace)
             for task in pending:
@@ -472,7 +491,9 @@ class Agent:
 
     def _recover_interrupted(self) -> None:
         """Jobs cut off by a crash end as failed, clearly, and their result is delivered like any other.
-        A job whose real result reached the outbox before the crash keeps that result."""
+        A job whose real result reached the outbox before the crash keeps that result. What a cut-off
+        job left running is stopped: its process tree now, a scan inside Defender before the first
+        connection (:meth:`_cancel_orphaned_scans`)."""
         for job in self.state.interrupted():
             if self.state.has_result(job.job_id):
                 log.info("job %s had finished before the agent stopped; keeping its result", job.job_id)
@@ -486,6 +507,10 @@ class Agent:
             else:
                 summary = "The agent restarted while the job was running"
                 cause = "the agent process stopped mid-job (crash, kill or reboot)"
+                if self._stop_left_behind(job):
+                    cause += "; the process it had started was still running and has been stopped"
+                if job.action == "scan":
+                    self._orphaned_scans.append(job.job_id)
             log.warning("job %s was interrupted by an agent restart; reporting it as failed", job.job_id)
             self.state.store_result(
                 wire.JobResult(
@@ -496,6 +521,33 @@ class Agent:
                     finished_at=self._clock(),
                 )
             )
+
+    @staticmethod
+    def _stop_left_behind(job: Interrupted) -> bool:
+        """Kill the process tree a crashed run left behind, if that very process (not a later one that
+        got its pid) still runs; True if it did."""
+        if job.process is None or not processes.still_running(job.process):
+            return False
+        log.warning(
+            "job %s: its process %d outlived the agent's restart; killing its process tree",
+            job.job_id,
+            job.process.pid,
+        )
+        return processes.kill_tree(job.process)
+
+    async def _cancel_orphaned_scans(self) -> None:
+        """A scan cut off by a crash may still run inside Defender's service even with its MpCmdRun gone;
+        a new scan would then fail "already running". Ask Defender to cancel it, once, before any job."""
+        if not self._orphaned_scans:
+            return
+        jobs, self._orphaned_scans = self._orphaned_scans, []
+        log.warning("cancelling any scan left running by interrupted job(s) %s", ", ".join(jobs))
+        try:
+            _run, outcome = await self._run_tool(commands.CancelCommand(), timeout=60.0)
+        except Exception:  # housekeeping: it must not keep the agent from connecting
+            log.exception("MpCmdRun -Scan -Cancel after the restart failed")
+            return
+        log.info("MpCmdRun -Scan -Cancel after the restart: %s", outcome.summary)
 
     def _should_probe(self) -> bool:
         return (

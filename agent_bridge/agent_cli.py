@@ -20,7 +20,7 @@ import sys
 from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 
-from agent_bridge import commands, values
+from agent_bridge import commands, processes, values
 from agent_bridge.agent import Agent, AgentConfig, AgentConfigError
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (AgentConfigError, ValueError, PermissionError) as exc:
         print(f"defender-agent: {exc}", file=sys.stderr)
         return 2
+    processes.contain_children()  # Windows: what the agent starts dies with it, even on kill -9
     return asyncio.run(_run(agent, enroll_only=args.enroll_only))
 
 

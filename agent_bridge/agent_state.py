@@ -4,7 +4,8 @@
     server.json        the bot's public key and bridge certificate fingerprint, pinned at enrollment
     versions.json      Defender's platform, engine and signature versions, as last reported
     seen-jobs.json     job ids already accepted, with their expiry: a replay is refused after restart too
-    running/<id>.json  a job accepted (then started); left behind only if the agent died before it ended
+    running/<id>.json  a job accepted, then started, then the process it started (pid and start time);
+                       left behind only if the agent died before the job ended
     outbox/<id>.json   a finished result, kept until the bot acknowledges it
 
 Every write is atomic (write a temporary file, flush it to disk, rename it over the old one, then on
@@ -30,6 +31,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent_bridge import keys, wire
+from agent_bridge.processes import ProcessId
 from agent_bridge.reports import EngineVersions
 from agent_bridge.runner import RunResult, run_now
 
@@ -156,6 +158,8 @@ class Interrupted:
     accepted_at: float
     started_at: float | None  # None: the agent died after accepting it, before it started
     expires_at: float
+    action: str = ""  # the command's action, e.g. "scan"
+    process: ProcessId | None = None  # what it was running, if it got as far as starting a process
 
 
 class AgentState:
@@ -227,16 +231,26 @@ class AgentState:
         """Written before the job id is remembered: from here on, a crash ends the job clearly."""
         self._write_running(envelope, accepted_at=at, started_at=None)
 
-    def mark_running(self, envelope: wire.JobEnvelope, *, started_at: float) -> None:
-        self._write_running(envelope, accepted_at=started_at, started_at=started_at)
+    def mark_running(
+        self, envelope: wire.JobEnvelope, *, started_at: float, process: ProcessId | None = None
+    ) -> None:
+        """Called when the job starts, and again with the process it started, so that the next start
+        after a crash can stop that process if it still runs."""
+        self._write_running(envelope, accepted_at=started_at, started_at=started_at, process=process)
 
     def _write_running(
-        self, envelope: wire.JobEnvelope, *, accepted_at: float, started_at: float | None
+        self,
+        envelope: wire.JobEnvelope,
+        *,
+        accepted_at: float,
+        started_at: float | None,
+        process: ProcessId | None = None,
     ) -> None:
         data = {
             "envelope": envelope.model_dump(mode="json"),
             "accepted_at": accepted_at,
             "started_at": started_at,
+            "process": process.to_json() if process else None,
         }
         write_atomic(self.dir / "running" / f"{envelope.job_id}.json", json.dumps(data))
 
@@ -246,12 +260,15 @@ class AgentState:
         for path in sorted((self.dir / "running").glob("j-*.json")):
             data = json.loads(path.read_text(encoding="utf-8"))
             started = data.get("started_at")
+            command = data["envelope"].get("command")
             found.append(
                 Interrupted(
                     job_id=path.stem,
                     accepted_at=float(data.get("accepted_at", started)),
                     started_at=None if started is None else float(started),
                     expires_at=float(data["envelope"]["expires_at"]),
+                    action=str(command.get("action", "")) if isinstance(command, dict) else "",
+                    process=ProcessId.from_json(data.get("process")),
                 )
             )
         return found

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -51,7 +51,12 @@ class OnDisk(FakeRunner):
         self.attempts: list[str] = []
 
     async def run(
-        self, argv: Sequence[str], *, timeout: float, max_output: int = DEFAULT_MAX_OUTPUT
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+        on_start: Callable[[int], None] | None = None,
     ) -> RunResult:
         self.attempts.append(argv[0])
         if not Path(argv[0]).is_file():

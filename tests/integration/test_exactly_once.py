@@ -185,7 +185,7 @@ async def test_an_agent_killed_after_accepting_a_job_ends_it_clearly_not_as_a_re
     died = asyncio.Event()
     async with agent_running(runtime, endpoints.agent_url, tmp_path, FakeRunner(clean)) as agent:
 
-        def die(envelope: wire.JobEnvelope, *, started_at: float) -> None:
+        def die(envelope: wire.JobEnvelope, *, started_at: float, process: object = None) -> None:
             died.set()
             raise asyncio.CancelledError  # the process is gone: nothing after this line happens
 
@@ -240,7 +240,9 @@ async def test_cancel_kills_a_scan_that_does_not_stop(
     runner = FakeRunner(answer)
     original_run = runner.run
 
-    async def run(argv: Sequence[str], *, timeout: float, max_output: int = 262144) -> RunResult:
+    async def run(
+        argv: Sequence[str], *, timeout: float, max_output: int = 262144, on_start: object = None
+    ) -> RunResult:
         if "-Cancel" not in argv:
             runner.calls.append(list(argv))
             runner.started.set()
