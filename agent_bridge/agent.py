@@ -31,7 +31,7 @@ from agent_bridge.enrollment import EnrollmentToken
 from agent_bridge.interpret import interpret
 from agent_bridge.powershell_reports import StatusReport
 from agent_bridge.protocol import AgentConnection, Closed, JobReceived, Ready, ResultAcked
-from agent_bridge.reports import EngineVersions, ErrorInfo, Outcome, RollbackReport, UpdateReport
+from agent_bridge.reports import EngineVersions, ErrorInfo, Outcome, RollbackReport, ScanReport, UpdateReport
 from agent_bridge.runner import DEFAULT_MAX_OUTPUT, Runner, RunResult, SubprocessRunner
 from agent_bridge.signed_jobs import JobRejected, open_job
 
@@ -376,7 +376,15 @@ class Agent:
         running = self._running.pop(job_id, None)
         status: wire.JobStatus
         cancelled_by_defender = outcome.error is not None and outcome.error.hresult == "0x800704C7"
-        if (running is not None and running.cancelled) or cancelled_by_defender:
+        cancel_asked = running is not None and running.cancelled
+        if cancel_asked and _scan_completed(run, outcome):
+            # The cancel was marked before `-Scan -Cancel` ran (the scan may end the instant it does),
+            # but this scan's own output shows it finished with a verdict: that verdict is the result.
+            log.info("job %s: the scan had finished before the cancel reached it", job_id)
+            status = "succeeded"
+            note = " (the scan had finished before the cancel reached it)"
+            outcome = outcome.model_copy(update={"summary": outcome.summary + note})
+        elif cancel_asked or cancelled_by_defender:
             status = "cancelled"
         elif run.timed_out:
             status = "timed_out"
@@ -604,6 +612,18 @@ class Agent:
             return False
         self.state.set_versions(versions)
         return True
+
+
+def _scan_completed(run: RunResult, outcome: Outcome) -> bool:
+    """A scan that ran to its end: its output names a verdict (clean, threats, skipped) and no error.
+    A scan Defender cancelled fails with 0x800704C7, and one whose tree was killed has no output."""
+    return (
+        not run.timed_out
+        and outcome.succeeded
+        and outcome.error is None
+        and isinstance(outcome.report, ScanReport)
+        and outcome.report.outcome in ("clean", "threats", "skipped")
+    )
 
 
 def _refusal_note(host: str, why: str) -> str:
