@@ -52,7 +52,9 @@ class State(enum.Enum):
 @dataclass(frozen=True)
 class Limits:
     max_frame_bytes: int = 256 * 1024
-    auth_deadline: float = 10.0  # seconds from connect to welcome
+    auth_deadline: float = 10.0  # seconds from TCP accept to welcome (TLS and HTTP upgrade included)
+    max_unauthenticated: int = 1024  # connections not yet authenticated, in all...
+    max_unauthenticated_per_peer: int = 256  # ...and from one address (many agents may share a NAT)
     frames_per_second: float = 50.0  # sustained rate per connection
     burst: int = 200  # frames allowed at once above the rate
     heartbeat_interval: float = 15.0

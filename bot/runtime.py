@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,7 +126,7 @@ class BotRuntime:
         tls = self._tls()
         slack_port = await self._listen(slack_app, self.settings.http_host, self.settings.http_port, None)
         bridge_port = await self._listen(
-            bridge_app, self.settings.bridge_host, self.settings.bridge_port, tls
+            bridge_app, self.settings.bridge_host, self.settings.bridge_port, tls, site=self.bridge.site
         )
         admin_runner = await admin.serve(self.settings.data_dir, revoke=self.revoke)
         if admin_runner is not None:
@@ -209,16 +210,25 @@ class BotRuntime:
         context.load_cert_chain(self.settings.bridge_tls_cert, self.settings.bridge_tls_key)
         return context
 
-    async def _listen(self, app: web.Application, host: str, port: int, tls: ssl.SSLContext | None) -> int:
+    async def _listen(
+        self,
+        app: web.Application,
+        host: str,
+        port: int,
+        tls: ssl.SSLContext | None,
+        *,
+        site: Callable[..., web.BaseSite] = web.TCPSite,
+    ) -> int:
+        """``site``: the bridge passes its own, which bounds connections from their TCP accept."""
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         self._runners.append(runner)
-        site = web.TCPSite(runner, host, port, ssl_context=tls)
+        listening = site(runner, host, port, ssl_context=tls)
         try:
-            await site.start()
+            await listening.start()
         except OSError as exc:
             raise SettingsError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-        server = site._server
+        server = listening._server
         assert server is not None
         sockets = getattr(server, "sockets", None) or []
         return int(sockets[0].getsockname()[1]) if sockets else port
