@@ -25,13 +25,13 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from agent_bridge import __version__, commands, discovery, hresults, keys, wire
-from agent_bridge.agent_state import AgentState, Pinned
+from agent_bridge import __version__, commands, discovery, hresults, keys, processes, wire
+from agent_bridge.agent_state import AgentState, Interrupted, Pinned
 from agent_bridge.enrollment import EnrollmentToken
 from agent_bridge.interpret import interpret
 from agent_bridge.powershell_reports import StatusReport
 from agent_bridge.protocol import AgentConnection, Closed, JobReceived, Ready, ResultAcked
-from agent_bridge.reports import EngineVersions, ErrorInfo, Outcome, RollbackReport, UpdateReport
+from agent_bridge.reports import EngineVersions, ErrorInfo, Outcome, RollbackReport, ScanReport, UpdateReport
 from agent_bridge.runner import DEFAULT_MAX_OUTPUT, Runner, RunResult, SubprocessRunner
 from agent_bridge.signed_jobs import JobRejected, check_window, verify_job
 
@@ -43,6 +43,10 @@ CANCEL_GRACE = 15.0  # seconds a scan gets to stop after `MpCmdRun -Scan -Cancel
 
 class AgentConfigError(ValueError):
     """A setting that stops the agent from starting; the message names it and says how to fix it."""
+
+
+class EnrollmentRefused(AgentConfigError):
+    """The bot refused the enrollment token (unknown, used or expired): retrying it can never work."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class AgentConfig:
     max_frame_bytes: int = 256 * 1024
     probe_status: bool = True  # ask Defender for its versions on first connect, for `hosts`
     heartbeat: float = 30.0  # websocket ping interval; a peer that misses a pong is dead
+    handshake_timeout: float = 30.0  # seconds from connecting to the bot's welcome, upgrade included
     cancel_grace: float = CANCEL_GRACE
 
     def check(self) -> None:
@@ -116,6 +121,7 @@ class Agent:
         runner: Runner | None = None,
         clock: Callable[[], float] = time.time,
         delays: Callable[[], Iterator[float]] = backoff,
+        discover: Callable[[], Path | None] = discovery.find_mpcmdrun,
     ) -> None:
         config.check()
         self.config = config
@@ -123,6 +129,7 @@ class Agent:
         self._runner = runner or SubprocessRunner()
         self._clock = clock
         self._delays = delays
+        self._discover = discover
         self._key = self.state.identity()
         self._token = EnrollmentToken.parse(config.enroll_token) if config.enroll_token else None
         self._session: _Session | None = None
@@ -132,6 +139,7 @@ class Agent:
         self.connected = asyncio.Event()
         self.attempt_ended = asyncio.Event()  # set each time a connection attempt or session ends
         self.last_close_reason: str | None = None
+        self._orphaned_scans: list[str] = []  # job ids whose scan Defender may still be running
         self._recover_interrupted()
 
     # ---- connection loop ------------------------------------------------------------------------
@@ -139,29 +147,33 @@ class Agent:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Connect, serve, and reconnect with backoff until ``stop`` is set."""
         stop = stop or asyncio.Event()
+        await self._cancel_orphaned_scans()
         if self._should_probe():
             await self._probe_versions()  # once, so the first hello already carries Defender's versions
         delays = self._delays()
-        while not stop.is_set():
-            try:
-                reason, was_ready = await self.connect_once(stop)
-            except AgentConfigError:
-                raise
-            except Exception as exc:  # a bug must not take the agent off the fleet: log it, reconnect
-                log.exception("the connection failed unexpectedly")
-                reason, was_ready = f"internal error: {type(exc).__name__}", False
-            if stop.is_set():
-                break
-            if was_ready:
-                delays = self._delays()  # a good session resets the backoff
-            delay = next(delays)
-            log.warning("disconnected from %s (%s); retrying in %.1fs", self.config.server, reason, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-        await self.shutdown()
+        try:
+            while not stop.is_set():
+                try:
+                    reason, was_ready = await self.connect_once(stop)
+                except AgentConfigError:
+                    raise  # e.g. a refused enrollment token: retrying cannot help
+                except Exception as exc:  # a bug must not take the agent off the fleet: log it, reconnect
+                    log.exception("the connection failed unexpectedly")
+                    reason, was_ready = f"internal error: {type(exc).__name__}", False
+                if stop.is_set():
+                    break
+                if was_ready:
+                    delays = self._delays()  # a good session resets the backoff
+                delay = next(delays)
+                log.warning("disconnected from %s (%s); retrying in %.1fs", self.config.server, reason, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+        finally:
+            await self.shutdown()
 
     async def connect_once(self, stop: asyncio.Event | None = None) -> tuple[str, bool]:
         """One connection, start to end. Returns why it ended and whether it got as far as ready."""
+        await self._cancel_orphaned_scans()  # before any new job can find "a scan is already running"
         try:
             reason, ready = await self._session_once(stop)
         except BaseException as exc:
@@ -191,8 +203,12 @@ class Agent:
             max_frame_bytes=self.config.max_frame_bytes,
         )
         ready = False
+        # One deadline from connecting to the welcome: a silent or hostile server (one that accepts and
+        # never upgrades, or never sends its challenge) cannot hold the agent; lifted once ready.
+        handshake = asyncio.timeout(self.config.handshake_timeout)
         try:
             async with (
+                handshake,
                 aiohttp.ClientSession() as http,
                 http.ws_connect(
                     self.config.server,
@@ -214,6 +230,7 @@ class Agent:
                         for event in protocol.receive(message.data):
                             if isinstance(event, Ready):
                                 ready = True
+                                handshake.reschedule(None)
                                 await self._on_ready(session, event)
                             elif isinstance(event, JobReceived):
                                 await self._on_job(session, event.job)
@@ -227,8 +244,16 @@ class Agent:
                 finally:
                     if closer:
                         closer.cancel()
+                if protocol.enrollment_refused is not None:
+                    raise EnrollmentRefused(_refusal_note(self.config.host, protocol.enrollment_refused))
                 return protocol.close_reason or "connection closed", ready
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            if handshake.expired():
+                reason = (
+                    f"the server did not complete the handshake within {self.config.handshake_timeout:g}s"
+                )
+                log.warning("closing: %s", reason)
+                return reason, ready
             return f"{type(exc).__name__}: {exc}", ready
         finally:
             self._session = None
@@ -347,11 +372,23 @@ class Agent:
         self.state.mark_running(envelope, started_at=started)
         log.info("job %s on %s: running %s", job_id, self.config.host, command.action)
         await self._send(lambda p: p.send_progress(job_id, f"running {command.action}"))
-        run, outcome = await self._perform(envelope)
+
+        def record(pid: int) -> None:
+            self.state.mark_running(envelope, started_at=started, process=processes.identify(pid))
+
+        run, outcome = await self._perform(envelope, on_start=record)
         running = self._running.pop(job_id, None)
         status: wire.JobStatus
         cancelled_by_defender = outcome.error is not None and outcome.error.hresult == "0x800704C7"
-        if (running is not None and running.cancelled) or cancelled_by_defender:
+        cancel_asked = running is not None and running.cancelled
+        if cancel_asked and _scan_completed(run, outcome):
+            # The cancel was marked before `-Scan -Cancel` ran (the scan may end the instant it does),
+            # but this scan's own output shows it finished with a verdict: that verdict is the result.
+            log.info("job %s: the scan had finished before the cancel reached it", job_id)
+            status = "succeeded"
+            note = " (the scan had finished before the cancel reached it)"
+            outcome = outcome.model_copy(update={"summary": outcome.summary + note})
+        elif cancel_asked or cancelled_by_defender:
             status = "cancelled"
         elif run.timed_out:
             status = "timed_out"
@@ -373,13 +410,15 @@ class Agent:
             await self._send(lambda p: p.send_heartbeat(self.info()))
         await self._send(lambda p: p.send_result(result))
 
-    async def _perform(self, envelope: wire.JobEnvelope) -> tuple[RunResult, Outcome]:
+    async def _perform(
+        self, envelope: wire.JobEnvelope, *, on_start: Callable[[int], None]
+    ) -> tuple[RunResult, Outcome]:
         """Run the job's tool; whatever happens, come back with an outcome that says what happened."""
         command = envelope.command
         try:
             if isinstance(command, commands.CancelCommand):
-                return await self._cancel_scans(command, envelope)
-            return await self._run_tool(command, timeout=envelope.timeout_seconds)
+                return await self._cancel_scans(command, envelope, on_start=on_start)
+            return await self._run_tool(command, timeout=envelope.timeout_seconds, on_start=on_start)
         except asyncio.CancelledError:
             running = self._running.get(envelope.job_id)
             if running is None or not running.cancelled:
@@ -395,22 +434,42 @@ class Agent:
             summary = "The agent hit an internal error"
             return RunResult(exit_code=-1, output=""), Outcome(succeeded=False, summary=summary, error=error)
 
-    async def _run_tool(self, command: commands.AgentCommand, *, timeout: float) -> tuple[RunResult, Outcome]:
-        executable = self._executable(command)
-        if executable is None:
-            run = RunResult(exit_code=-1, output="")
-            return run, Outcome(
-                succeeded=False, summary="MpCmdRun.exe was not found", error=hresults.not_found(None)
-            )
-        try:
-            run = await self._runner.run(
-                [executable, *command.argv()], timeout=timeout, max_output=self.config.max_output
-            )
-        except FileNotFoundError:
-            run = RunResult(exit_code=-1, output="")
-            return run, Outcome(
-                succeeded=False, summary=f"{executable} was not found", error=hresults.not_found(executable)
-            )
+    async def _run_tool(
+        self,
+        command: commands.AgentCommand,
+        *,
+        timeout: float,
+        on_start: Callable[[int], None] | None = None,
+    ) -> tuple[RunResult, Outcome]:
+        rediscovered = False
+        while True:
+            executable = self._executable(command)
+            if executable is None:
+                run = RunResult(exit_code=-1, output="")
+                return run, Outcome(
+                    succeeded=False, summary="MpCmdRun.exe was not found", error=hresults.not_found(None)
+                )
+            try:
+                run = await self._runner.run(
+                    [executable, *command.argv()],
+                    timeout=timeout,
+                    max_output=self.config.max_output,
+                    on_start=on_start,
+                )
+                break
+            except FileNotFoundError:
+                if rediscovered or command.tool != "mpcmdrun" or self.config.mpcmdrun is not None:
+                    run = RunResult(exit_code=-1, output="")
+                    return run, Outcome(
+                        succeeded=False,
+                        summary=f"{executable} was not found",
+                        error=hresults.not_found(executable),
+                    )
+                # A Defender platform update removes the old Platform\<version> folder: look again, once.
+                log.warning(
+                    "%s is gone (a Defender platform update?); looking for MpCmdRun.exe again", executable
+                )
+                self._mpcmdrun, rediscovered = None, True
         outcome = interpret(command, run)
         if isinstance(outcome.report, UpdateReport) and outcome.report.before is None:
             report = outcome.report.model_copy(update={"before": self.state.versions()})
@@ -418,13 +477,14 @@ class Agent:
         return run, outcome
 
     async def _cancel_scans(
-        self, command: commands.CancelCommand, envelope: wire.JobEnvelope
+        self, command: commands.CancelCommand, envelope: wire.JobEnvelope, *, on_start: Callable[[int], None]
     ) -> tuple[RunResult, Outcome]:
         """`MpCmdRun -Scan -Cancel`, then the process tree of any scan that does not stop in time."""
         scans = [r for r in self._running.values() if isinstance(r.envelope.command, commands.ScanCommand)]
         for scan in scans:
             scan.cancelled = True  # before the cancel runs: the scan may end the moment it does
-        run, outcome = await self._run_tool(command, timeout=min(envelope.timeout_seconds, 60.0))
+        timeout = min(envelope.timeout_seconds, 60.0)
+        run, outcome = await self._run_tool(command, timeout=timeout, on_start=on_start)
         if scans:
             _done, pending = await asyncio.wait([s.task for s in scans], timeout=self.config.cancel_grace)
             for task in pending:
@@ -437,13 +497,15 @@ class Agent:
         if command.tool == "powershell":
             return self.config.powershell
         if self._mpcmdrun is None:
-            found = discovery.find_mpcmdrun()
+            found = self._discover()
             self._mpcmdrun = str(found) if found else None
         return self._mpcmdrun
 
     def _recover_interrupted(self) -> None:
         """Jobs cut off by a crash end as failed, clearly, and their result is delivered like any other.
-        A job whose real result reached the outbox before the crash keeps that result."""
+        A job whose real result reached the outbox before the crash keeps that result. What a cut-off
+        job left running is stopped: its process tree now, a scan inside Defender before the first
+        connection (:meth:`_cancel_orphaned_scans`)."""
         for job in self.state.interrupted():
             if self.state.has_result(job.job_id):
                 log.info("job %s had finished before the agent stopped; keeping its result", job.job_id)
@@ -457,6 +519,10 @@ class Agent:
             else:
                 summary = "The agent restarted while the job was running"
                 cause = "the agent process stopped mid-job (crash, kill or reboot)"
+                if self._stop_left_behind(job):
+                    cause += "; the process it had started was still running and has been stopped"
+                if job.action == "scan":
+                    self._orphaned_scans.append(job.job_id)
             log.warning("job %s was interrupted by an agent restart; reporting it as failed", job.job_id)
             self.state.store_result(
                 wire.JobResult(
@@ -467,6 +533,33 @@ class Agent:
                     finished_at=self._clock(),
                 )
             )
+
+    @staticmethod
+    def _stop_left_behind(job: Interrupted) -> bool:
+        """Kill the process tree a crashed run left behind, if that very process (not a later one that
+        got its pid) still runs; True if it did."""
+        if job.process is None or not processes.still_running(job.process):
+            return False
+        log.warning(
+            "job %s: its process %d outlived the agent's restart; killing its process tree",
+            job.job_id,
+            job.process.pid,
+        )
+        return processes.kill_tree(job.process)
+
+    async def _cancel_orphaned_scans(self) -> None:
+        """A scan cut off by a crash may still run inside Defender's service even with its MpCmdRun gone;
+        a new scan would then fail "already running". Ask Defender to cancel it, once, before any job."""
+        if not self._orphaned_scans:
+            return
+        jobs, self._orphaned_scans = self._orphaned_scans, []
+        log.warning("cancelling any scan left running by interrupted job(s) %s", ", ".join(jobs))
+        try:
+            _run, outcome = await self._run_tool(commands.CancelCommand(), timeout=60.0)
+        except Exception:  # housekeeping: it must not keep the agent from connecting
+            log.exception("MpCmdRun -Scan -Cancel after the restart failed")
+            return
+        log.info("MpCmdRun -Scan -Cancel after the restart: %s", outcome.summary)
 
     def _should_probe(self) -> bool:
         return (
@@ -523,6 +616,26 @@ class Agent:
             return False
         self.state.set_versions(versions)
         return True
+
+
+def _scan_completed(run: RunResult, outcome: Outcome) -> bool:
+    """A scan that ran to its end: its output names a verdict (clean, threats, skipped) and no error.
+    A scan Defender cancelled fails with 0x800704C7, and one whose tree was killed has no output."""
+    return (
+        not run.timed_out
+        and outcome.succeeded
+        and outcome.error is None
+        and isinstance(outcome.report, ScanReport)
+        and outcome.report.outcome in ("clean", "threats", "skipped")
+    )
+
+
+def _refusal_note(host: str, why: str) -> str:
+    why = " ".join(why.split())[:200]  # the bot's words, on one line
+    return (
+        f"the bot refused the enrollment token for {host} ({why}); a token never becomes valid again: "
+        f"make a new one with `defender-bot enroll {host}` and start the agent with it"
+    )
 
 
 def _token_digest(token: EnrollmentToken) -> str:

@@ -4,26 +4,40 @@
     server.json        the bot's public key and bridge certificate fingerprint, pinned at enrollment
     versions.json      Defender's platform, engine and signature versions, as last reported
     seen-jobs.json     job ids already accepted, with their expiry: a replay is refused after restart too
-    running/<id>.json  a job accepted (then started); left behind only if the agent died before it ended
+    running/<id>.json  a job accepted, then started, then the process it started (pid and start time);
+                       left behind only if the agent died before the job ended
     outbox/<id>.json   a finished result, kept until the bot acknowledges it
 
-Every write is atomic (write a temporary file, then rename), so a crash leaves the old or the new
-content, never half of either.
+Every write is atomic (write a temporary file, flush it to disk, rename it over the old one, then on
+POSIX flush the directory so the rename itself survives a power loss), so a crash leaves the old or the
+new content, never half of either and never neither. The directory is the owner's alone: mode 700 on
+POSIX; on Windows an ACL of SYSTEM, Administrators and the agent's own account, inheritance removed
+(:func:`secure_state_dir`), set on every start before the key is read or made.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import re
+import sys
 import tempfile
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent_bridge import keys, wire
+from agent_bridge.processes import ProcessId
 from agent_bridge.reports import EngineVersions
+from agent_bridge.runner import RunResult, run_now
+
+SYSTEM_SID = "S-1-5-18"
+ADMINISTRATORS_SID = "S-1-5-32-544"
+_SID = re.compile(r"S-1-\d+(?:-\d+)+")
 
 
 def write_atomic(path: Path, data: str, *, mode: int = 0o600) -> None:
@@ -39,6 +53,94 @@ def write_atomic(path: Path, data: str, *, mode: int = 0o600) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    sync_directory(path.parent)
+
+
+def sync_directory(directory: Path, *, platform: str = os.name) -> bool:
+    """Flush a directory's entries (a rename, a new file or folder) to disk; True where that is possible.
+
+    POSIX keeps the name of a renamed or created file in the directory, which has its own fsync: without
+    it a power loss can lose the outbox entry, the running marker or seen-jobs.json even though their
+    bytes were flushed. Windows cannot open a directory for flushing from Python; there a flushed file
+    and ``os.replace`` (MoveFileEx) are what NTFS's journal offers.
+    """
+    if platform != "posix":
+        return False
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
+def _make_dir(directory: Path) -> None:
+    """Create a directory durably: a power loss must not take it, and what is written in it, away."""
+    if not directory.is_dir():
+        directory.mkdir(parents=True, exist_ok=True)
+        sync_directory(directory.parent)
+
+
+# ---- who may read the state directory -----------------------------------------------------------
+
+
+def icacls_argv(directory: Path, *, owner_sid: str, icacls: str = "icacls.exe") -> list[str]:
+    """SYSTEM, Administrators and the agent's own account, full control, inherited by everything inside;
+    every inherited entry (``Users`` can read ``C:\\ProgramData``'s folders) removed. SIDs, not names,
+    which Windows translates (``Administratoren``)."""
+    if not _SID.fullmatch(owner_sid):
+        raise ValueError(f"not a Windows SID: {owner_sid!r}")
+    inherit = "(OI)(CI)F"
+    return [
+        icacls,
+        str(directory),
+        "/inheritance:r",
+        "/grant:r",
+        *(f"*{sid}:{inherit}" for sid in dict.fromkeys((SYSTEM_SID, ADMINISTRATORS_SID, owner_sid))),
+        "/Q",
+    ]
+
+
+def sid_from_whoami(output: str) -> str:
+    """The SID in ``whoami /user /fo csv /nh`` output: ``"host\\agent","S-1-5-21-…"``."""
+    for row in csv.reader(output.splitlines()):
+        if row and _SID.fullmatch(row[-1].strip()):
+            return row[-1].strip()
+    raise ValueError("whoami printed no SID")
+
+
+def system32(name: str, environ: Mapping[str, str] = os.environ) -> str:
+    """A Windows tool by its full path, so a planted ``icacls.exe`` earlier on PATH is never run."""
+    root = environ.get("SystemRoot") or environ.get("SYSTEMROOT") or "C:\\Windows"
+    return f"{root}\\System32\\{name}"
+
+
+def secure_state_dir(
+    directory: Path,
+    *,
+    platform: str = sys.platform,
+    run: Callable[[Sequence[str]], RunResult] = run_now,
+    environ: Mapping[str, str] = os.environ,
+) -> None:
+    """Only the agent's account (and on Windows SYSTEM and Administrators) may open the state directory:
+    it holds the private key. Raises PermissionError when that cannot be made so."""
+    if platform != "win32":
+        os.chmod(directory, 0o700)
+        return
+    whoami = run([system32("whoami.exe", environ), "/user", "/fo", "csv", "/nh"])
+    try:
+        owner = sid_from_whoami(whoami.output)
+    except ValueError:
+        raise PermissionError(
+            f"cannot restrict {directory}: whoami did not name this account's SID "
+            f"(exit code {whoami.exit_code})"
+        ) from None
+    done = run(icacls_argv(directory, owner_sid=owner, icacls=system32("icacls.exe", environ)))
+    if done.exit_code != 0:
+        raise PermissionError(
+            f"cannot restrict {directory} to SYSTEM, Administrators and {owner}: icacls exited "
+            f"{done.exit_code}: {done.output.strip()[:200]}"
+        )
 
 
 @dataclass(frozen=True)
@@ -56,16 +158,17 @@ class Interrupted:
     accepted_at: float
     started_at: float | None  # None: the agent died after accepting it, before it started
     expires_at: float
+    action: str = ""  # the command's action, e.g. "scan"
+    process: ProcessId | None = None  # what it was running, if it got as far as starting a process
 
 
 class AgentState:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, secure: Callable[[Path], None] = secure_state_dir) -> None:
         self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
-        if os.name == "posix":
-            os.chmod(self.dir, 0o700)
-        (self.dir / "outbox").mkdir(exist_ok=True)
-        (self.dir / "running").mkdir(exist_ok=True)
+        _make_dir(self.dir)
+        secure(self.dir)  # before anything in it is read or made, the key above all
+        _make_dir(self.dir / "outbox")
+        _make_dir(self.dir / "running")
         self._seen: dict[str, float] = self._load_seen()
 
     # ---- identity and pins ----------------------------------------------------------------------
@@ -128,16 +231,26 @@ class AgentState:
         """Written before the job id is remembered: from here on, a crash ends the job clearly."""
         self._write_running(envelope, accepted_at=at, started_at=None)
 
-    def mark_running(self, envelope: wire.JobEnvelope, *, started_at: float) -> None:
-        self._write_running(envelope, accepted_at=started_at, started_at=started_at)
+    def mark_running(
+        self, envelope: wire.JobEnvelope, *, started_at: float, process: ProcessId | None = None
+    ) -> None:
+        """Called when the job starts, and again with the process it started, so that the next start
+        after a crash can stop that process if it still runs."""
+        self._write_running(envelope, accepted_at=started_at, started_at=started_at, process=process)
 
     def _write_running(
-        self, envelope: wire.JobEnvelope, *, accepted_at: float, started_at: float | None
+        self,
+        envelope: wire.JobEnvelope,
+        *,
+        accepted_at: float,
+        started_at: float | None,
+        process: ProcessId | None = None,
     ) -> None:
         data = {
             "envelope": envelope.model_dump(mode="json"),
             "accepted_at": accepted_at,
             "started_at": started_at,
+            "process": process.to_json() if process else None,
         }
         write_atomic(self.dir / "running" / f"{envelope.job_id}.json", json.dumps(data))
 
@@ -147,12 +260,15 @@ class AgentState:
         for path in sorted((self.dir / "running").glob("j-*.json")):
             data = json.loads(path.read_text(encoding="utf-8"))
             started = data.get("started_at")
+            command = data["envelope"].get("command")
             found.append(
                 Interrupted(
                     job_id=path.stem,
                     accepted_at=float(data.get("accepted_at", started)),
                     started_at=None if started is None else float(started),
                     expires_at=float(data["envelope"]["expires_at"]),
+                    action=str(command.get("action", "")) if isinstance(command, dict) else "",
+                    process=ProcessId.from_json(data.get("process")),
                 )
             )
         return found

@@ -127,7 +127,7 @@ def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:
 
 
 def _refuse_loose_permissions(path: Path) -> None:
-    if os.name != "posix":  # pragma: no cover - Windows protects the state dir with its ACL
+    if os.name != "posix":  # pragma: no cover - on Windows agent_state.secure_state_dir sets the ACL
         return
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:

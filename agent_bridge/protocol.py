@@ -23,7 +23,9 @@ anything: a server that only knows the bot's public key gets no token, no proof,
 alter them after the handshake; that is why ``ws://`` is for loopback or ``--insecure`` only.
 
 A violation (a frame before authentication, a malformed or oversized frame, a flood, a missed deadline,
-a bad signature) moves straight to CLOSED with a reason; the driver closes the socket and logs it.
+a bad signature) moves straight to CLOSED with a reason; the driver closes the socket and logs it. A
+refused enrollment token is told apart (error code ``enrollment``): a token never becomes valid again,
+so the agent stops instead of retrying it for ever.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from pydantic import ValidationError
 
 from agent_bridge import keys, wire
 
+ENROLLMENT_REFUSED = "enrollment"  # the error code that says the token itself was refused
+
 
 class State(enum.Enum):
     CONNECTING = "connecting"
@@ -48,7 +52,9 @@ class State(enum.Enum):
 @dataclass(frozen=True)
 class Limits:
     max_frame_bytes: int = 256 * 1024
-    auth_deadline: float = 10.0  # seconds from connect to welcome
+    auth_deadline: float = 10.0  # seconds from TCP accept to welcome (TLS and HTTP upgrade included)
+    max_unauthenticated: int = 1024  # connections not yet authenticated, in all...
+    max_unauthenticated_per_peer: int = 256  # ...and from one address (many agents may share a NAT)
     frames_per_second: float = 50.0  # sustained rate per connection
     burst: int = 200  # frames allowed at once above the rate
     heartbeat_interval: float = 15.0
@@ -293,7 +299,7 @@ class ServerConnection:
                 host=hello.host, secret=auth.enroll_token, public_key=hello.public_key, now=now
             )
             if refusal is not None:
-                return self._fail(f"enrollment refused: {refusal}", code="auth")
+                return self._fail(f"enrollment refused: {refusal}", code=ENROLLMENT_REFUSED)
         elif self._keyring.public_key(hello.host) != hello.public_key:
             return self._fail("unknown or revoked agent key", code="auth")
         self.state = State.READY
@@ -334,6 +340,7 @@ class AgentConnection:
             raise ValueError(f"the client nonce must be {keys.NONCE_BYTES} bytes")
         self.state = State.CONNECTING
         self.close_reason: str | None = None
+        self.enrollment_refused: str | None = None  # why the bot refused our token, for good
         self._host = host
         self._key = private_key
         self._public_key = keys.encode_public_key(private_key.public_key())
@@ -368,6 +375,12 @@ class AgentConnection:
                 return self._version_mismatch(other)
             return self._fail("malformed frame from server")
         if isinstance(frame, wire.Error):
+            if (
+                frame.code == ENROLLMENT_REFUSED
+                and self._enrollment is not None
+                and self.state is State.AUTHENTICATING
+            ):
+                self.enrollment_refused = frame.message.removeprefix("enrollment refused: ")
             return self._fail(f"server closed the connection: {frame.message}")
         if self.state is State.CONNECTING:
             if not isinstance(frame, wire.Challenge):

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,8 +41,16 @@ class RunResult:
 
 class Runner(Protocol):
     async def run(
-        self, argv: Sequence[str], *, timeout: float, max_output: int = DEFAULT_MAX_OUTPUT
-    ) -> RunResult: ...
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+        on_start: Callable[[int], None] | None = None,
+    ) -> RunResult:
+        """``on_start`` is told the pid as soon as the process exists, so the agent can record it before
+        anything can go wrong: a crash from then on leaves a process it will recognise and stop."""
+        ...
 
 
 def normalise_exit_code(code: int) -> int:
@@ -88,7 +96,12 @@ class SubprocessRunner:
         self._env = dict(env) if env is not None else None
 
     async def run(
-        self, argv: Sequence[str], *, timeout: float, max_output: int = DEFAULT_MAX_OUTPUT
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+        on_start: Callable[[int], None] | None = None,
     ) -> RunResult:
         started = time.monotonic()
         loop = asyncio.get_running_loop()
@@ -105,6 +118,8 @@ class SubprocessRunner:
         )
         timed_out = False
         try:
+            if on_start is not None:
+                on_start(transport.get_pid())
             # The run ends when the first process does, not when its pipe closes: a child it left
             # behind may hold the pipe open for ever.
             await asyncio.wait_for(asyncio.shield(capture.exited), timeout)
@@ -127,6 +142,24 @@ class SubprocessRunner:
             timed_out=timed_out,
             duration=time.monotonic() - started,
         )
+
+
+def run_now(argv: Sequence[str], *, timeout: float = 60.0) -> RunResult:
+    """A short command run to completion before the agent's event loop starts (start-up housekeeping
+    such as ``icacls`` on the state directory); a timeout kills it and says so."""
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            list(argv), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        output = (exc.stdout or b"") + (exc.stderr or b"")
+        return RunResult(exit_code=-1, output=decode_output(output), timed_out=True, duration=timeout)
+    return RunResult(
+        exit_code=normalise_exit_code(done.returncode),
+        output=decode_output(done.stdout + done.stderr),
+        duration=time.monotonic() - started,
+    )
 
 
 class _Capture(asyncio.SubprocessProtocol):

@@ -5,6 +5,10 @@ A thin aiohttp pump around :class:`agent_bridge.protocol.ServerConnection`. The 
 result to the agent only after the handler has stored it, so a crash in between means a resend, never
 a loss. A protocol violation closes only the offending connection.
 
+Slow or idle clients cannot hold connections: listen with :meth:`BridgeServer.site`, and each connection
+gets one deadline from its TCP accept to authenticated, with a cap on connections not yet authenticated,
+in all and per address (:mod:`agent_bridge.admission`).
+
 Revocation does not depend on anyone telling the bridge: before a job goes out, and on every frame a
 live agent sends, its key is checked against the key ring, and :meth:`BridgeServer.watch_keys` re-checks
 every live connection each ``Limits.key_recheck_interval``. A revoked (or re-enrolled) host is cut off
@@ -20,12 +24,14 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from ssl import SSLContext
 from typing import Protocol
 
 from aiohttp import WSMsgType, web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent_bridge import keys, protocol, wire
+from agent_bridge.admission import Admission, BridgeSite
 from agent_bridge.signed_jobs import sign_job
 
 log = logging.getLogger(__name__)
@@ -79,9 +85,20 @@ class BridgeServer:
         self._nonce = nonce
         self._live: dict[str, _Live] = {}
         self._sockets: set[web.WebSocketResponse] = set()
+        self.admission = Admission(
+            deadline=limits.auth_deadline,
+            max_pending=limits.max_unauthenticated,
+            max_pending_per_peer=limits.max_unauthenticated_per_peer,
+        )
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get(PATH, self._serve)]
+
+    def site(
+        self, runner: web.BaseRunner, host: str, port: int, *, ssl_context: SSLContext | None = None
+    ) -> web.BaseSite:
+        """Where to listen for agents: like ``web.TCPSite``, with the deadline and caps from accept."""
+        return BridgeSite(runner, host, port, admission=self.admission, ssl_context=ssl_context)
 
     def online(self) -> dict[str, wire.AgentInfo]:
         return {host: live.info for host, live in self._live.items()}
@@ -141,7 +158,9 @@ class BridgeServer:
         ws = web.WebSocketResponse(
             heartbeat=self._limits.heartbeat_interval, max_msg_size=self._limits.max_frame_bytes
         )
+        transport = request.transport
         await ws.prepare(request)
+        left = self.admission.upgraded(transport)  # None when not listening through self.site()
         self._sockets.add(ws)
         peer = request.remote or "?"
         conn = protocol.ServerConnection(
@@ -152,6 +171,8 @@ class BridgeServer:
             now=self._clock(),
             limits=self._limits,
         )
+        if left is not None:  # the deadline runs from the TCP accept, not from the upgrade
+            conn.auth_deadline = min(conn.auth_deadline, self._clock() + left)
         live: _Live | None = None
         lock = asyncio.Lock()
         try:
@@ -161,6 +182,8 @@ class BridgeServer:
                     break
                 for event in conn.receive(text, self._clock()):
                     live = await self._dispatch(event, conn, ws, lock, live, peer)
+                    if live is not None:
+                        self.admission.authenticated(transport)  # no longer counts against the caps
                 await self._send_pending(ws, conn, lock)
             if conn.close_reason:
                 log.warning(

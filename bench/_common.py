@@ -415,7 +415,12 @@ class InstantMpCmdRun:
         self._output = output
 
     async def run(
-        self, argv: Sequence[str], *, timeout: float, max_output: int = DEFAULT_MAX_OUTPUT
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+        on_start: Callable[[int], None] | None = None,
     ) -> RunResult:
         self._on_run()
         if self._output is not None:

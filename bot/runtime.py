@@ -10,6 +10,7 @@ import os
 import socket
 import sqlite3
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,8 +183,9 @@ class BotRuntime:
             slack_app, self.settings.http_host, self.settings.http_port, None, setting="DEFENDER_HTTP"
         )
         bridge_port = await self._listen(
-            bridge_app, self.settings.bridge_host, self.settings.bridge_port, tls, setting="DEFENDER_BRIDGE"
-        )
+            bridge_app, self.settings.bridge_host, self.settings.bridge_port, tls,
+            setting="DEFENDER_BRIDGE", site=self.bridge.site,
+        )  # fmt: skip
         admin_runner = await admin.serve(
             self.settings.data_dir, revoke=self.revoke, flush_audit=self.audit.flush
         )
@@ -288,20 +290,28 @@ class BotRuntime:
         return context
 
     async def _listen(
-        self, app: web.Application, host: str, port: int, tls: ssl.SSLContext | None, *, setting: str
+        self,
+        app: web.Application,
+        host: str,
+        port: int,
+        tls: ssl.SSLContext | None,
+        *,
+        setting: str,
+        site: Callable[..., web.BaseSite] = web.TCPSite,
     ) -> int:
-        """``setting`` names the pair to blame (``DEFENDER_HTTP`` → DEFENDER_HTTP_HOST/PORT)."""
+        """``setting`` names the pair to blame (``DEFENDER_HTTP`` → DEFENDER_HTTP_HOST/PORT); ``site``:
+        the bridge passes its own, which bounds connections from their TCP accept."""
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         self._runners.append(runner)
-        site = web.TCPSite(runner, host, port, ssl_context=tls)
+        listening = site(runner, host, port, ssl_context=tls)
         try:
-            await site.start()
+            await listening.start()
         except (OSError, UnicodeError) as exc:
             why = _os_reason(exc)
             names = f"{setting}_HOST/{setting}_PORT"
             raise SettingsError(f"{names}: cannot listen on {host}:{port}: {why}") from exc
-        server = site._server
+        server = listening._server
         assert server is not None
         sockets = getattr(server, "sockets", None) or []
         return int(sockets[0].getsockname()[1]) if sockets else port

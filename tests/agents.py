@@ -4,11 +4,12 @@ real websocket, with a canned runner in place of MpCmdRun."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from agent_bridge import discovery
 from agent_bridge.agent import Agent, AgentConfig
 from agent_bridge.runner import Runner
 from bot.runtime import BotRuntime
@@ -25,6 +26,7 @@ async def agent_running(
     cert_fingerprint: str | None = None,
     wait: bool = True,
     mpcmdrun: str | None = "/opt/fake/MpCmdRun.exe",
+    discover: Callable[[], Path | None] = discovery.find_mpcmdrun,
     **config: Any,
 ) -> AsyncIterator[Agent]:
     token = runtime.keyring.issue_token(
@@ -42,6 +44,7 @@ async def agent_running(
         ),
         runner=runner,
         delays=lambda: iter(lambda: 0.05, None),
+        discover=discover,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))

@@ -34,7 +34,12 @@ class FakeRunner:
         self.release: asyncio.Event | None = None
 
     async def run(
-        self, argv: Sequence[str], *, timeout: float, max_output: int = DEFAULT_MAX_OUTPUT
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+        on_start: Callable[[int], None] | None = None,  # no process here, so no pid to report
     ) -> RunResult:
         self.calls.append(list(argv))
         self.started.set()

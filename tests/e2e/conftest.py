@@ -42,6 +42,7 @@ class Deployment:
     agent_url: str
     agents: dict[str, Process] = field(default_factory=dict)
     sandboxes: dict[str, Path] = field(default_factory=dict)
+    mpcmdrun: Path = BIN / "defender-mpcmdrun-sim"  # what the agents run as MpCmdRun.exe
 
     async def start_bot(self) -> None:
         """Start `defender-bot serve` (again); after a first start it keeps the ports it had."""
@@ -74,11 +75,11 @@ class Deployment:
                 "--server", self.agent_url,
                 "--id", host.name,
                 "--state-dir", str(directory / "agent"),
-                "--enroll-token", token,
-                "--mpcmdrun", str(BIN / "defender-mpcmdrun-sim"),
+                "--mpcmdrun", str(self.mpcmdrun),
                 "--powershell", str(BIN / "defender-powershell-sim"),
             ],
-            env={"DEFENDER_SIM_STATE": str(state_path)},
+            # As install-agent.ps1 passes it: never on the command line, where `ps` shows it.
+            env={"DEFENDER_SIM_STATE": str(state_path), "DEFENDER_ENROLL_TOKEN": token},
         )  # fmt: skip
         self.agents[host.name] = agent
         await self.bot.wait_for_line(rf"agent {host.name} online")
@@ -94,7 +95,7 @@ class Deployment:
                 "--server", self.agent_url,
                 "--id", host,
                 "--state-dir", str(directory / "agent"),
-                "--mpcmdrun", str(BIN / "defender-mpcmdrun-sim"),
+                "--mpcmdrun", str(self.mpcmdrun),
                 "--powershell", str(BIN / "defender-powershell-sim"),
             ],
             env={"DEFENDER_SIM_STATE": str(directory / "state.json")},
@@ -105,7 +106,12 @@ class Deployment:
 
 @asynccontextmanager
 async def deploy(
-    workdir: Path, *, policy: str = POLICY, hosts: list[SimulatedHost] = HOSTS, **settings: str
+    workdir: Path,
+    *,
+    policy: str = POLICY,
+    hosts: list[SimulatedHost] = HOSTS,
+    mpcmdrun: Path | None = None,
+    **settings: str,
 ) -> AsyncIterator[Deployment]:
     """The stand-in in this process; `defender-bot serve` and one `defender-agent` per host as real
     processes. Everything started is stopped at the end, whatever happens."""
@@ -128,6 +134,8 @@ async def deploy(
             **settings,
         }
         deployment = Deployment(standin, None, workdir / "data", workdir, env, "")  # type: ignore[arg-type]
+        if mpcmdrun is not None:
+            deployment.mpcmdrun = mpcmdrun
         try:
             await deployment.start_bot()
             for host in hosts:

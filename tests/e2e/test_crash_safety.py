@@ -6,20 +6,20 @@ approval buttons still work, and both results land exactly once, in their origin
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from agent_bridge import processes
 from bot.local import SimulatedHost
 from bot.slack_standin_model import Message
 from tests.conftest import ALICE, BOB, CHANNEL, shown
 from tests.e2e.conftest import Deployment, deploy
 from tests.e2e.processes import BIN, Process
+from tests.procwatch import PidReporter, exited
 
 pytestmark = [pytest.mark.e2e]
 
@@ -117,43 +117,82 @@ async def test_kill_the_bot_mid_job_and_nothing_is_lost(tmp_path: Path) -> None:
 
 
 async def test_kill_the_agent_mid_scan_and_the_job_ends_clearly(tmp_path: Path) -> None:
+    """kill -9 of the agent mid-scan: after its restart the job ends as failed, saying why, and the scan
+    it had started (the simulator, in its own session) does not run on: the next scan is not refused
+    as "already running"."""
     slow = SimulatedHost(
         name="host44", files={"C:\\Data\\a.txt": b"x"}, state={"mpcmdrun": {"scan_seconds": {"custom": 60}}}
     )
-    async with deploy(tmp_path, policy=POLICY, hosts=[slow]) as deployment:
-        standin = deployment.standin
-        await standin.send_slash_command(user=ALICE, channel=CHANNEL, text="scan host44 custom C:\\Data")
-        (root,) = await standin.wait_for_messages(CHANNEL, 1)
-        await standin.wait_for(
-            lambda: any("Running on *host44*" in m.text for m in standin.thread(CHANNEL, root.ts)),
-            description="host44 running",
-        )
-        try:
-            await deployment.agents["host44"].stop(kill=True)  # kill -9 the agent mid-scan
-            await deployment.restart_agent("host44")
-            await standin.wait_for(
-                lambda: any(m.text.startswith("failed:") for m in standin.thread(CHANNEL, root.ts)),
-                timeout=30,
-                description="the job to end",
-            )
-        finally:
-            kill_orphaned_scan(tmp_path / "hosts" / "host44" / "state.json.scan")
-        results = [
-            m for m in standin.thread(CHANNEL, root.ts) if m.text.startswith(("failed:", "succeeded:"))
-        ]
-        assert len(results) == 1
-        assert "The agent restarted while the job was running" in results[0].text
-        assert "agent process stopped mid-job" in shown(results[0])
+    async with PidReporter(tmp_path / "pids.sock") as pids:
+        mpcmdrun = reporting_mpcmdrun(tmp_path / "MpCmdRun", pids)
+        async with deploy(tmp_path, policy=POLICY, hosts=[slow], mpcmdrun=mpcmdrun) as deployment:
+            standin = deployment.standin
+            await standin.send_slash_command(user=ALICE, channel=CHANNEL, text="scan host44 custom C:\\Data")
+            (root,) = await standin.wait_for_messages(CHANNEL, 1)
+            scan = await pids.next_pid()  # the simulator is scanning
+            scanning = processes.identify(scan)
+            try:
+                await deployment.agents["host44"].stop(kill=True)  # kill -9 the agent mid-scan
+                assert processes.start_time(scan) is not None  # the scan outlived the agent, as it would
+
+                await deployment.restart_agent("host44")
+                await standin.wait_for(
+                    lambda: any(m.text.startswith("failed:") for m in standin.thread(CHANNEL, root.ts)),
+                    timeout=30,
+                    description="the job to end",
+                )
+                assert await exited(scan)  # no orphan survives the restart
+                results = [
+                    m
+                    for m in standin.thread(CHANNEL, root.ts)
+                    if m.text.startswith(("failed:", "succeeded:"))
+                ]
+                assert len(results) == 1
+                assert "The agent restarted while the job was running" in results[0].text
+                assert "agent process stopped mid-job" in shown(results[0])
+                assert "has been stopped" in shown(results[0])
+
+                # The next scan runs: nothing left behind holds Defender's one scan slot.
+                state_path = tmp_path / "hosts" / "host44" / "state.json"
+                state = json.loads(state_path.read_text())
+                state["mpcmdrun"]["scan_seconds"]["custom"] = 0
+                state_path.write_text(json.dumps(state))
+                await standin.send_slash_command(
+                    user=ALICE, channel=CHANNEL, text="scan host44 custom C:\\Data"
+                )
+                _, again = await standin.wait_for_messages(CHANNEL, 2)
+                await standin.wait_for(
+                    lambda: any(
+                        m.text.startswith(("failed:", "succeeded:"))
+                        for m in standin.thread(CHANNEL, again.ts)
+                    ),
+                    timeout=30,
+                    description="the next scan to end",
+                )
+                (second,) = [
+                    m
+                    for m in standin.thread(CHANNEL, again.ts)
+                    if m.text.startswith(("failed:", "succeeded:"))
+                ]
+                assert second.text.startswith("succeeded:"), shown(second)
+            finally:  # whatever happened, this test leaves no simulator behind
+                if processes.still_running(scanning):
+                    processes.kill_tree(scanning)
+
+
+def reporting_mpcmdrun(path: Path, pids: PidReporter) -> Path:
+    """The simulator behind a launcher that reports its pid, then becomes the simulator (same pid)."""
+    sim = str(BIN / "defender-mpcmdrun-sim")
+    path.write_text(
+        f"#!{sys.executable}\n"
+        + pids.snippet()
+        + f"import os, sys\nos.execv({sim!r}, [{sim!r}, *sys.argv[1:]])\n"
+    )
+    path.chmod(0o755)
+    return path
 
 
 async def audit_verifies(deployment: Deployment) -> None:
     verify = await Process.start("audit", [str(BIN / "defender-bot"), "audit", "verify"], env=deployment.env)
     assert await verify.exited() == 0, verify.output()
     assert "chain intact" in verify.output()
-
-
-def kill_orphaned_scan(record: Path) -> None:
-    """The killed agent's MpCmdRun (the simulator) runs on, as it would on Windows: stop it here."""
-    if record.exists():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(json.loads(record.read_text())["pid"]), signal.SIGKILL)

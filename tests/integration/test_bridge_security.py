@@ -236,6 +236,8 @@ async def test_a_replayed_altered_or_misaddressed_job_is_refused_by_the_agent(
 async def test_replayed_job_ids_are_remembered_across_an_agent_restart(
     world: tuple[BotRuntime, Endpoints], tmp_path: Path
 ) -> None:
+    """The job runs and its result is acknowledged (so no outbox entry answers a resend); after a restart
+    the same signed job is sent again and the agent itself refuses it as a replay."""
     runtime, endpoints = world
     now = time.time()
     job = sign_job(
@@ -244,15 +246,38 @@ async def test_replayed_job_ids_are_remembered_across_an_agent_restart(
         runtime.signing_key,
     )  # fmt: skip
     runner = FakeRunner(clean)
-    async with agent_running(runtime, endpoints.agent_url, tmp_path, runner):
+    async with agent_running(runtime, endpoints.agent_url, tmp_path, runner) as agent:
+        acknowledged = asyncio.Event()
+        forget = agent.state.acknowledged
+
+        def acknowledged_spy(job_id: str) -> None:
+            forget(job_id)
+            acknowledged.set()
+
+        agent.state.acknowledged = acknowledged_spy  # type: ignore[method-assign]
         runtime.bridge._live["host42"].conn.send_job(job)
         await runtime.bridge._flush(runtime.bridge._live["host42"])
-        await asyncio.wait_for(runner.started.wait(), 5)
+        await asyncio.wait_for(acknowledged.wait(), 5)
+        assert agent.state.pending_results() == []
+    assert runner.calls == [["/opt/fake/MpCmdRun.exe", "-Scan", "-ScanType", "1"]]
+
+    refusals: list[tuple[str, str]] = []
+    refused = asyncio.Event()
+    on_refused = runtime.service.job_refused
+
+    async def refused_spy(host: str, job_id: str, why: str) -> None:
+        refusals.append((job_id, why))
+        refused.set()
+        await on_refused(host, job_id, why)
+
+    runtime.service.job_refused = refused_spy  # type: ignore[method-assign,assignment]
     restarted = FakeRunner(clean)
     async with agent_running(runtime, endpoints.agent_url, tmp_path, restarted) as agent:
         assert agent.state.seen("j-00000000aa")
         runtime.bridge._live["host42"].conn.send_job(job)
         await runtime.bridge._flush(runtime.bridge._live["host42"])
+        await asyncio.wait_for(refused.wait(), 5)  # the agent answered: it did not just go quiet
+    assert refusals == [("j-00000000aa", "this job id was already used (replay refused)")]
     assert restarted.calls == []
 
 
@@ -271,7 +296,7 @@ async def test_a_reused_enrollment_token_is_refused(
                 else:
                     assert answer == {
                         "type": "error",
-                        "code": "auth",
+                        "code": "enrollment",
                         "message": "enrollment refused: this enrollment token was already used",
                     }
 
@@ -285,7 +310,7 @@ async def test_an_expired_enrollment_token_is_refused(world: tuple[BotRuntime, E
         answer = await handshake(ws, "host42", Ed25519PrivateKey.generate(), token=token.secret)
     assert answer == {
         "type": "error",
-        "code": "auth",
+        "code": "enrollment",
         "message": "enrollment refused: this enrollment token has expired; make a new one with "
         "`defender-bot enroll`",
     }

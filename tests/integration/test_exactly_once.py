@@ -7,6 +7,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
 from agent_bridge import wire
 from agent_bridge.agent import backoff
 from agent_bridge.reports import Outcome
@@ -47,7 +49,7 @@ async def test_a_connection_cut_mid_job_still_delivers_the_result_once(
     ):
         await standin.send_slash_command(user=BOB, channel=CHANNEL, text="scan host42 custom C:\\Temp")
         await asyncio.wait_for(runner.started.wait(), 10)
-        (root,) = standin.history(CHANNEL)
+        (root,) = await standin.wait_for_messages(CHANNEL, 1)  # posted on its own time, not the job's
         agent.attempt_ended.clear()
         proxy.cut()  # the network drops while the scan runs
         await asyncio.wait_for(agent.attempt_ended.wait(), 5)
@@ -185,7 +187,7 @@ async def test_an_agent_killed_after_accepting_a_job_ends_it_clearly_not_as_a_re
     died = asyncio.Event()
     async with agent_running(runtime, endpoints.agent_url, tmp_path, FakeRunner(clean)) as agent:
 
-        def die(envelope: wire.JobEnvelope, *, started_at: float) -> None:
+        def die(envelope: wire.JobEnvelope, *, started_at: float, process: object = None) -> None:
             died.set()
             raise asyncio.CancelledError  # the process is gone: nothing after this line happens
 
@@ -240,11 +242,17 @@ async def test_cancel_kills_a_scan_that_does_not_stop(
     runner = FakeRunner(answer)
     original_run = runner.run
 
-    async def run(argv: Sequence[str], *, timeout: float, max_output: int = 262144) -> RunResult:
+    async def run(
+        argv: Sequence[str], *, timeout: float, max_output: int = 262144, on_start: object = None
+    ) -> RunResult:
         if "-Cancel" not in argv:
             runner.calls.append(list(argv))
             runner.started.set()
-            await stuck.wait()
+            try:
+                await stuck.wait()
+            except asyncio.CancelledError:  # what the real runner turns into killing the process tree
+                runner.calls.append(["<process tree killed>"])
+                raise
         return await original_run(argv, timeout=timeout, max_output=max_output)
 
     runner.run = run  # type: ignore[method-assign]
@@ -264,3 +272,71 @@ async def test_cancel_kills_a_scan_that_does_not_stop(
     assert stored is not None
     assert stored.result is not None
     assert "process tree was stopped" in stored.result.outcome.summary
+    assert runner.calls == [  # Defender was asked first; the tree was killed only after the grace period
+        ["/opt/fake/MpCmdRun.exe", "-Scan", "-ScanType", "1"],
+        ["/opt/fake/MpCmdRun.exe", "-Scan", "-Cancel"],
+        ["<process tree killed>"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("scan_output", "scan_state", "summary"),
+    [
+        pytest.param(
+            CLEAN_CUSTOM.format(path="C:\\Temp"),
+            JobState.SUCCEEDED,
+            "No threats found in C:\\Temp (the scan had finished before the cancel reached it)",
+            id="finished-on-its-own",
+        ),
+        pytest.param(
+            "Scan starting...\nCmdTool: Failed with hr = 0x800704C7. Check C:\\Temp\\MpCmdRun.log\n",
+            JobState.CANCELLED,
+            None,
+            id="cancelled-by-defender",
+        ),
+        pytest.param("Scan starting...\n", JobState.CANCELLED, None, id="ended-without-a-verdict"),
+    ],
+)
+async def test_a_scan_ending_as_the_cancel_runs_is_cancelled_only_if_it_did_not_finish(
+    standin: SlackStandIn,
+    bot: Bot,
+    tmp_path: Path,
+    scan_output: str,
+    scan_state: JobState,
+    summary: str | None,
+) -> None:
+    """The scan ends while `-Scan -Cancel` runs. Its own output decides: a verdict means it finished on
+    its own and that verdict is the result; anything else is the cancel's doing."""
+    runtime, endpoints = bot
+
+    def answer(argv: Sequence[str]) -> RunResult:
+        if "-Cancel" in argv:
+            return RunResult(exit_code=0, output="No scan is currently running.\n")
+        return RunResult(exit_code=0 if "Failed" not in scan_output else 2, output=scan_output)
+
+    runner = FakeRunner(answer)
+    release = runner.release = asyncio.Event()
+    original_run = runner.run
+
+    async def run(
+        argv: Sequence[str], *, timeout: float, max_output: int = 262144, on_start: object = None
+    ) -> RunResult:
+        if "-Cancel" in argv:
+            release.set()  # the scan ends the moment the cancel runs
+            runner.release = None
+        return await original_run(argv, timeout=timeout, max_output=max_output)
+
+    runner.run = run  # type: ignore[method-assign]
+    async with agent_running(runtime, endpoints.agent_url, tmp_path, runner):
+        await standin.send_slash_command(user=BOB, channel=CHANNEL, text="scan host42 custom C:\\Temp")
+        await asyncio.wait_for(runner.started.wait(), 10)
+        await standin.send_slash_command(user=BOB, channel=CHANNEL, text="cancel host42")
+        scan, cancel = sorted(runtime.store.jobs(), key=lambda j: j.created_at)
+        await runtime.outbox.wait_until(lambda: all(j.state.final for j in runtime.store.jobs()), timeout=10)
+    assert state_of(runtime, scan.id) is scan_state
+    assert state_of(runtime, cancel.id) is JobState.SUCCEEDED
+    stored = runtime.store.get(scan.id)
+    assert stored is not None
+    assert stored.result is not None
+    if summary is not None:
+        assert stored.result.outcome.summary == summary

@@ -115,7 +115,7 @@ def test_seen_job_ids_survive_a_restart(tmp_path: Path) -> None:
 def test_results_wait_in_the_outbox_until_acknowledged(tmp_path: Path) -> None:
     state = AgentState(tmp_path)
     state.mark_running(envelope(), started_at=NOW)
-    assert state.interrupted() == [Interrupted("j-00000000aa", NOW, NOW, NOW + 3600)]
+    assert state.interrupted() == [Interrupted("j-00000000aa", NOW, NOW, NOW + 3600, action="scan")]
     result = wire.JobResult(
         job_id="j-00000000aa",
         status="succeeded",

@@ -193,6 +193,55 @@ def test_a_reused_enrollment_token_is_refused(
     assert keyring.keys["host42"] == keys.encode_public_key(agent_key.public_key())
 
 
+@pytest.mark.parametrize(
+    ("expires", "why"),
+    [
+        pytest.param(None, "this enrollment token was already used", id="used"),
+        pytest.param(1.0, "this enrollment token has expired", id="expired"),
+    ],
+)
+def test_the_agent_is_told_its_token_is_refused_for_good(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey, expires: float | None, why: str
+) -> None:
+    keyring = FakeKeyRing()
+    keyring.tokens["secret-1"] = "host42"
+    fpr = keys.fingerprint(bot_key.public_key())
+    if expires is None:
+        pump(agent_for(agent_key, enrollment=("secret-1", fpr)), server_for(keyring, bot_key))
+    else:
+        keyring.expires["secret-1"] = expires
+    agent = agent_for(Ed25519PrivateKey.generate(), enrollment=("secret-1", fpr))
+    agent_events, _ = pump(agent, server_for(keyring, bot_key), now=1.0)
+    assert agent_events == [protocol.Closed(f"server closed the connection: enrollment refused: {why}")]
+    assert agent.enrollment_refused == why
+
+
+def test_other_refusals_are_not_a_refused_token(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey
+) -> None:
+    """A revoked key is refused with another code: that agent keeps trying (until it is enrolled again)."""
+    pinned = keys.encode_public_key(bot_key.public_key())
+    agent = agent_for(agent_key, pinned=pinned)
+    agent_events, _ = pump(agent, server_for(FakeKeyRing(), bot_key))
+    assert agent_events == [protocol.Closed("server closed the connection: unknown or revoked agent key")]
+    assert agent.enrollment_refused is None
+
+
+def test_only_the_proven_bot_can_refuse_a_token(
+    bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey
+) -> None:
+    """Before the server has signed the transcript anyone could send the refusal: the agent would stop
+    for good on an impostor's word. It closes, and will try again."""
+    agent = agent_for(agent_key, enrollment=("secret-1", keys.fingerprint(bot_key.public_key())))
+    forged = wire.Error(
+        code=protocol.ENROLLMENT_REFUSED, message="enrollment refused: unknown enrollment token"
+    )
+    assert agent.receive(wire.dump(forged)) == [
+        protocol.Closed("server closed the connection: enrollment refused: unknown enrollment token")
+    ]
+    assert agent.enrollment_refused is None
+
+
 def test_a_token_for_another_host_is_refused(
     bot_key: Ed25519PrivateKey, agent_key: Ed25519PrivateKey
 ) -> None:

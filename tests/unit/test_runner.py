@@ -146,3 +146,41 @@ def test_decoding_folds_crlf_and_survives_bad_bytes() -> None:
         decode_output(b"Scan starting...\r\nScan finished.\r\n\xff")
         == "Scan starting...\nScan finished.\n\ufffd"
     )
+
+
+async def test_the_pid_is_reported_while_the_process_runs(tmp_path: Path) -> None:
+    """The agent records it before the run can end, so a crash from then on leaves a process it knows."""
+    async with PidReporter(tmp_path / "pids.sock") as pids:
+        release = tmp_path / "release"
+        code = (
+            pids.snippet()
+            + f"import os, time\nwhile not os.path.exists({str(release)!r}): time.sleep(0.01)\n"
+        )
+        reported: list[int] = []
+        alive_then: list[bool] = []
+
+        def on_start(pid: int) -> None:
+            reported.append(pid)
+            alive_then.append(Path(f"/proc/{pid}").exists())
+
+        run = asyncio.create_task(SubprocessRunner().run([PY, "-c", code], timeout=30, on_start=on_start))
+        child = await pids.next_pid()
+        assert reported == [child]
+        release.touch()
+        result = await run
+    assert result.exit_code == 0
+    assert alive_then == [True]
+
+
+async def test_a_failing_on_start_still_leaves_no_process(tmp_path: Path) -> None:
+    async with PidReporter(tmp_path / "pids.sock") as pids:
+        code = pids.snippet() + "import threading; threading.Event().wait()\n"
+        started: list[int] = []
+
+        def on_start(pid: int) -> None:
+            started.append(pid)
+            raise OSError(28, "No space left on device")  # the running marker could not be written
+
+        with pytest.raises(OSError, match="No space left"):
+            await SubprocessRunner().run([PY, "-c", code], timeout=30, on_start=on_start)
+        assert await exited(started[0])
