@@ -3,6 +3,8 @@
     DefenderError
     ├── UserError               text written for the person who typed the command, shown as is
     │   ├── UsageError          bad arguments: what was wrong, and the right form of the command
+    │   │   └── TextError       the line cannot be split into words (unclosed quote, invisible character);
+    │   │                       raised before the command is known, the registry adds its forms
     │   ├── UnknownCommand      not a command we know, with "did you mean"
     │   ├── AccessDenied        the policy does not allow it (who, what, where)
     │   ├── AlreadyInProgress   one scan per host: names the job already running
@@ -37,6 +39,11 @@ class UsageError(UserError):
             lines.append(f"Example: `/defender {example}`")
         super().__init__("\n".join(lines))
         self.problem = problem
+
+
+class TextError(UsageError):
+    """Raised while splitting the line, before the command is known: :meth:`Registry.parse` re-raises
+    it as a :class:`UsageError` with that command's forms."""
 
 
 class UnknownCommand(UserError):

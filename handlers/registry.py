@@ -19,8 +19,8 @@ from pydantic import BaseModel
 
 from agent_bridge.commands import AgentCommand
 from handlers.blocks import Details
-from handlers.errors import UnknownCommand, UsageError, UserError
-from handlers.grammar import Words, split_tokens, words_of
+from handlers.errors import TextError, UnknownCommand, UsageError, UserError
+from handlers.grammar import Words, command_word, split_tokens, words_of
 
 Renderer = Callable[[Any], Details]
 """A report (of the kind its command makes) → the blocks under the result's headline."""
@@ -139,12 +139,22 @@ class Registry:
 
     def parse(self, text: str) -> Request:
         """Chat text (after ``/defender``) → a typed request, or a UserError that says how to fix it."""
-        tokens, reason = split_tokens(text)
+        try:
+            tokens, reason = split_tokens(text)
+        except TextError as exc:
+            raise self._with_forms(text, exc) from None
         if not tokens:
             return BotQuery(name="help", policy_name="help")
         spec = self.lookup(tokens[0].text)
         # A dash a phone or a copy-paste made of "-" means MpCmdRun's "-" in native syntax, "--" in ours.
         return spec.parse(words_of(tokens[1:], reason, dash="-" if spec.native else "--"))
+
+    def _with_forms(self, text: str, exc: TextError) -> UserError:
+        """A line that could not be split still names its command first: show that command's forms."""
+        name = command_word(text)
+        if name is None:
+            return exc
+        return self.lookup(name).usage_error(exc.problem)  # lookup raises for an unknown command
 
     def owner(self, command: AgentCommand) -> CommandSpec:
         """The command that owns this typed model: its time limit and renderer apply."""

@@ -7,7 +7,7 @@ import pytest
 from agent_bridge.commands import ScanCommand, ScanType
 from handlers import REGISTRY
 from handlers.errors import UnknownCommand, UsageError
-from handlers.grammar import decode_slack, normalise, tokenize
+from handlers.grammar import decode_slack, tokenize
 from handlers.registry import BotQuery, HostAction
 
 
@@ -29,17 +29,107 @@ def test_decode_slack(raw: str, decoded: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("raw", "normal"),
+    ("raw", "words"),
     [
-        pytest.param("“C:\\a b”", '"C:\\a b"', id="smart-double"),
-        pytest.param("‘x’", "'x'", id="smart-single"),
-        pytest.param("a\u00a0b", "a b", id="nbsp"),
-        pytest.param("C:\\a–b", "C:\\a–b", id="dash-inside-a-word-stays"),
-        pytest.param("\u200bscan", "scan", id="zero-width"),
+        pytest.param("“C:\\a b”", ("C:\\a b",), id="smart-double"),
+        pytest.param("‘x’", ("x",), id="smart-single"),
+        pytest.param("„C:\\a b“", ("C:\\a b",), id="low-double"),
+        pytest.param("a\u00a0b", ("a", "b"), id="nbsp-between-words-separates"),
+        pytest.param("C:\\a–b", ("C:\\a–b",), id="dash-inside-a-word-stays"),
+        pytest.param(
+            "\ufeff\u200bscan\u200b host42\u200b \u2060", ("scan", "host42"), id="invisible-between-words"
+        ),
     ],
 )
-def test_normalise(raw: str, normal: str) -> None:
-    assert normalise(raw) == normal
+def test_quote_delimiters_and_separators(raw: str, words: tuple[str, ...]) -> None:
+    assert tokenize(raw).words == words
+
+
+@pytest.mark.parametrize(
+    ("raw", "kept"),
+    [
+        pytest.param('"C:\\Users\\O’Brien\\x"', "C:\\Users\\O’Brien\\x", id="curly-apostrophe-in-double"),
+        pytest.param("“C:\\Users\\O'Brien\\x”", "C:\\Users\\O'Brien\\x", id="apostrophe-in-smart-double"),
+        pytest.param("“C:\\a ‘b’ c”", "C:\\a ‘b’ c", id="smart-singles-in-smart-double"),
+        pytest.param("'C:\\say “hi”'", "C:\\say “hi”", id="smart-doubles-in-single"),
+    ],
+)
+def test_quoted_text_is_kept_exactly_as_typed(raw: str, kept: str) -> None:
+    """Only the delimiters are quotes; a smart quote inside the other kind of quotes is kept as typed."""
+    assert tokenize(f"exclusion host42 {raw}").words[-1] == kept
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        pytest.param('exclusion host42 "C:\\x\u200by"', "U+200B ZERO WIDTH SPACE", id="zwsp-quoted"),
+        pytest.param("exclusion host42 C:\\x\u200by", "U+200B ZERO WIDTH SPACE", id="zwsp-unquoted"),
+        pytest.param('exclusion host42 "\ufeffC:\\x"', "U+FEFF", id="bom-quoted"),
+        pytest.param('exclusion host42 "C:\\a\u00a0b"', "U+00A0 NO-BREAK SPACE", id="nbsp-quoted"),
+        pytest.param('exclusion host42 "C:\\a\u202fb"', "U+202F", id="narrow-nbsp-quoted"),
+        pytest.param("exclusion host42 C:\\a\u202eb", "U+202E", id="bidi-unquoted"),
+        pytest.param("mpcmdrun host42 -\u200bScan", "U+200B", id="inside-an-option"),
+        pytest.param("scan host42 custom C:\\x --no\u200b-remediation", "U+200B", id="inside-a-flag"),
+    ],
+)
+def test_an_invisible_character_inside_a_value_is_refused_not_dropped(text: str, named: str) -> None:
+    """``C:\\x<U+200B>y`` is not ``C:\\xy``: silently dropping it would name a different path."""
+    with pytest.raises(UsageError) as info:
+        REGISTRY.parse(text)
+    assert named in info.value.message
+    assert "Usage: `/defender " in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        pytest.param(
+            "exclusion host42 C:\\Users\\O'Brien\\x",
+            [
+                "The `'` in `C:\\Users\\O'Brien\\x` starts a quote that is never closed",
+                'double quotes: `"C:\\Users\\O\'Brien\\x"`',
+                "Usage: `/defender exclusion <host> <path>`",
+            ],
+            id="apostrophe-in-a-path",
+        ),
+        pytest.param(
+            "exclusion host42 C:\\Users\\O’Brien\\x",
+            [
+                "The `’` in `C:\\Users\\O’Brien\\x`",
+                "double quotes",
+                "Usage: `/defender exclusion <host> <path>`",
+            ],
+            id="phone-apostrophe-in-a-path",
+        ),
+        pytest.param(
+            'scan host42 custom "C:\\Program Files',
+            ['double quote `"` before `C:\\Program` is not closed', "Usage: `/defender scan <host>"],
+            id="unclosed-double",
+        ),
+        pytest.param(
+            "restore host42 --name Virus:DOS/EICAR_Test_File --reason",
+            ["`--reason` needs some text", "Usage: `/defender restore <host> --name <threat>"],
+            id="empty-reason",
+        ),
+        pytest.param(
+            "dynsig add host42 'C:\\x",
+            ["is not closed", "Usage: `/defender dynsig list <host>`"],
+            id="dynsig",
+        ),
+    ],
+)
+def test_a_line_that_cannot_be_split_is_refused_with_the_commands_form(
+    text: str, fragments: list[str]
+) -> None:
+    with pytest.raises(UsageError) as info:
+        REGISTRY.parse(text)
+    for fragment in fragments:
+        assert fragment in info.value.message
+
+
+def test_a_line_that_cannot_be_split_with_an_unknown_command_gets_did_you_mean() -> None:
+    with pytest.raises(UnknownCommand, match="Did you mean `exclusion`"):
+        REGISTRY.parse("exclusoin host42 C:\\O'Brien")
 
 
 @pytest.mark.parametrize("dash", ["\u2013", "\u2014", "\u2212", "\u2010", "\uff0d"])
@@ -55,7 +145,7 @@ def test_dash_normalisation_leaves_quoted_text_alone() -> None:
 
 def test_a_dash_typed_reason_takes_the_rest_of_the_line() -> None:
     words = tokenize("scan host42 —reason IR-1 “quoted” —x")
-    assert words.words == ("scan", "host42") and words.reason == 'IR-1 "quoted" —x'
+    assert words.words == ("scan", "host42") and words.reason == "IR-1 “quoted” —x"  # verbatim
     assert tokenize('scan host42 "—reason" x').words == ("scan", "host42", "—reason", "x")
 
 
