@@ -270,13 +270,16 @@ def parse_arguments(
     return args
 
 
-def refuse_injection(value: str, *, what: str, usage: tuple[str, ...] = ()) -> None:
-    """No value may start with ``-`` or ``/``: MpCmdRun would read it as one of its own options."""
+def refuse_injection(value: str, *, what: str, usage: tuple[str, ...] = (), native: bool = False) -> None:
+    """No value may start with ``-`` or ``/``: MpCmdRun would read it as one of its own options.
+    ``native``: the refusal of a native-syntax line, whose own options are written ``-Name``."""
     if value.startswith(("-", "/")):
+        options = (
+            "options are written `-Name`, each before its value" if native else "options are written `--name`"
+        )
         raise UsageError(
             f"{what} starts with `{value[0]}`, which MpCmdRun would read as an option "
-            f"(argument injection), so it is refused. Values never start with `-` or `/`; "
-            f"options are written `--name`.",
+            f"(argument injection), so it is refused. Values never start with `-` or `/`; {options}.",
             usage=usage,
         )
 

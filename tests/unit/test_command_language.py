@@ -109,6 +109,33 @@ EICAR = "Virus:DOS/EICAR_Test_File"
         ),
         pytest.param("mpcmdrun host42 -Scan -Cancel", "cancel", ["-Scan", "-Cancel"], id="native-cancel"),
         pytest.param(
+            "mpcmdrun host42 -ScanType 2 -Scan",
+            "scan.full",
+            ["-Scan", "-ScanType", "2"],
+            id="native-command-last",
+        ),
+        pytest.param(
+            "mpcmdrun host42 -File C:\\x /ScanType 3 -DisableRemediation /Scan",
+            "scan.custom",
+            ["-Scan", "-ScanType", "3", "-File", "C:\\x", "-DisableRemediation"],
+            id="native-any-order",
+        ),
+        pytest.param(
+            "mpcmdrun host42 -Cancel -Scan", "cancel", ["-Scan", "-Cancel"], id="native-cancel-first"
+        ),
+        pytest.param(
+            "mpcmdrun host42 -ListAll -Restore",
+            "quarantine",
+            ["-Restore", "-ListAll"],
+            id="native-listall-first",
+        ),
+        pytest.param(
+            "mpcmdrun host42 -Path C:\\x -CheckExclusion",
+            "exclusion",
+            ["-CheckExclusion", "-Path", "C:\\x"],
+            id="native-path-first",
+        ),
+        pytest.param(
             "mpcmdrun host42 -SIGNATUREUPDATE -MMPC",
             "update",
             ["-SignatureUpdate", "-MMPC"],
@@ -308,7 +335,39 @@ def test_queries(text: str, query: BotQuery) -> None:
             "mpcmdrun host42 -Restore -FilePath C:\\x -All", "`-All` goes with `-Name`", id="native-all"
         ),
         pytest.param(
-            "mpcmdrun host42 -Scan -ScanType 3 -Path C:\\x", "does not go with", id="native-path-not-file"
+            "mpcmdrun host42 -Scan -ScanType 3 -Path C:\\x",
+            "`-Path` is not a scan option: a custom scan takes its file or folder with `-File`: "
+            "`-Scan -ScanType 3 -File C:\\x`",
+            id="native-path-not-file",
+        ),
+        pytest.param(
+            "mpcmdrun host42 -Scan -ScanType 3 -File /foo",
+            "The value after `-File` starts with `/`, which MpCmdRun would read as an option (argument injection)",
+            id="native-slash-value",
+        ),
+        pytest.param(
+            "mpcmdrun host42 -Scan -ScanType 3 -File -Foo", "starts with `-`", id="native-dash-value"
+        ),
+        pytest.param("mpcmdrun host42 -Scan -Timeout -5", "argument injection", id="native-negative-days"),
+        pytest.param(
+            "mpcmdrun host42 -Scan -Restore",
+            "`-Scan` and `-Restore` are both MpCmdRun commands",
+            id="two-commands",
+        ),
+        pytest.param("mpcmdrun host42 -ScanType 2", "options, but no command", id="native-no-command"),
+        pytest.param("mpcmdrun host42 -Scna -ScanType 2", "Did you mean `-Scan`?", id="native-command-typo"),
+        pytest.param(
+            "mpcmdrun host42 /SCAN /FOO", "`/FOO` does not go with `/SCAN`", id="native-own-spelling"
+        ),
+        pytest.param(
+            "mpcmdrun host42 /restore /ALL /FilePath C:\\x",
+            "`/ALL` goes with `-Name`",
+            id="native-own-spelling-2",
+        ),
+        pytest.param(
+            "mpcmdrun host42 /scan /cancel /foo",
+            "`/foo` does not go with `/scan /cancel`",
+            id="native-cancel-extra",
         ),
         pytest.param(
             "mpcmdrun host42 -Scan -File -DisableRemediation", "needs a value", id="native-injection"
