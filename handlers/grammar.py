@@ -270,18 +270,24 @@ def parse_arguments(
     return args
 
 
-def refuse_injection(value: str, *, what: str, usage: tuple[str, ...] = (), native: bool = False) -> None:
-    """No value may start with ``-`` or ``/``: MpCmdRun would read it as one of its own options.
-    ``native``: the refusal of a native-syntax line, whose own options are written ``-Name``."""
-    if value.startswith(("-", "/")):
-        options = (
-            "options are written `-Name`, each before its value" if native else "options are written `--name`"
-        )
-        raise UsageError(
-            f"{what} starts with `{value[0]}`, which MpCmdRun would read as an option "
-            f"(argument injection), so it is refused. Values never start with `-` or `/`; {options}.",
-            usage=usage,
-        )
+def injection_problem(value: str, *, what: str, native: bool = False) -> str | None:
+    """Why ``value`` is refused if it starts with ``-`` or ``/`` (MpCmdRun reads both as its option
+    prefixes), else None. ``native``: a native-syntax line, whose own options are written ``-Name``."""
+    if not value.startswith(("-", "/")):
+        return None
+    options = (
+        "options are written `-Name`, each before its value" if native else "options are written `--name`"
+    )
+    return (
+        f"{what} starts with `{value[0]}`, which MpCmdRun would read as an option "
+        f"(argument injection), so it is refused. Values never start with `-` or `/`; {options}."
+    )
+
+
+def refuse_injection(value: str, *, what: str, usage: tuple[str, ...] = ()) -> None:
+    """No value may start with ``-`` or ``/``: MpCmdRun would read it as one of its own options."""
+    if (problem := injection_problem(value, what=what)) is not None:
+        raise UsageError(problem, usage=usage)
 
 
 def host_argument(value: str | None, *, usage: tuple[str, ...], example: str | None = None) -> str:

@@ -32,7 +32,7 @@ from agent_bridge.commands import (
     UpdateSource,
 )
 from handlers.errors import UsageError
-from handlers.grammar import Words, host_argument, refuse_injection
+from handlers.grammar import Words, host_argument, injection_problem
 from handlers.registry import CommandSpec, HostAction
 from handlers.validation import build, whole_number
 
@@ -171,7 +171,8 @@ def _options(words: tuple[str, ...]) -> list[_Option]:
             if following is None or _known(following):
                 raise _usage(f"`{word}` needs a value.")
             # Not an option we know, yet it starts like one: MpCmdRun would read it as an option.
-            refuse_injection(following, what=f"The value after `{word}`", usage=MPCMDRUN_FORMS, native=True)
+            if problem := injection_problem(following, what=f"The value after `{word}`", native=True):
+                raise _usage(problem)
             value = following
             i += 1
         if any(name == seen.name for seen in options):
@@ -409,33 +410,54 @@ MPCMDRUN = CommandSpec(
 # ---- Defender PowerShell cmdlets -----------------------------------------------------------------
 
 
+_AS_JOB = frozenset({"asjob"})
+
+
 def _cmdlet_options(
-    words: tuple[str, ...], spec: CommandSpec, valued: set[str], switches: frozenset[str] = frozenset()
+    words: tuple[str, ...],
+    usage: Callable[[str], UsageError],
+    valued: set[str],
+    switches: frozenset[str] = _AS_JOB,
 ) -> dict[str, str | None]:
-    """PowerShell parameters: ``-Name value`` or a ``-Switch``, names case-insensitive."""
+    """PowerShell parameters: ``-Name value``, ``-Name:value`` or a ``-Switch`` (``-Switch:$true``),
+    names case-insensitive. Every Defender cmdlet we take has ``-AsJob``; it is accepted and changes
+    nothing: every job already runs in the background on the agent and its result lands in the thread."""
+    known = valued | switches
     options: dict[str, str | None] = {}
     i = 0
     while i < len(words):
         word = words[i]
         if not word.startswith("-") or len(word) < 2:
-            raise spec.usage_error(f"`{word}` is not a parameter; parameters start with `-`.")
-        name = word[1:].lower()
+            raise usage(f"`{word}` is not a parameter; parameters start with `-`.")
+        name, colon, attached = word[1:].partition(":")
+        name = name.lower()
         if name in options:
-            raise spec.usage_error(f"`{word}` is given twice.")
+            raise usage(f"`{word}` is given twice.")
+        if name not in known:
+            accepted = sorted(f"`-{_CMDLET_SPELLING.get(v, v)}`" for v in known)
+            raise usage(f"`{word}` is not a parameter we accept here (accepted: {', '.join(accepted)}).")
         if name in switches:
+            if colon and attached.lower() not in {"$true", "$false"}:
+                raise usage(f"`{word}`: `-{_CMDLET_SPELLING[name]}` is a switch; write it alone.")
             options[name] = None
             i += 1
             continue
-        if name not in valued:
-            accepted = sorted(f"`-{_CMDLET_SPELLING.get(v, v)}`" for v in valued | switches)
-            raise spec.usage_error(
-                f"`{word}` is not a parameter we accept here (accepted: {', '.join(accepted) or 'none'})."
-            )
-        if i + 1 >= len(words) or words[i + 1].startswith(("-", "/")):
-            raise spec.usage_error(f"`{word}` needs a value.")
-        options[name] = words[i + 1]
+        if attached:  # -ScanType:FullScan
+            options[name] = attached
+            i += 1
+            continue
+        following = words[i + 1] if i + 1 < len(words) else None
+        if following is None or _is_parameter(following, known):
+            raise usage(f"`{word}` needs a value.")
+        if problem := injection_problem(following, what=f"The value after `{word}`", native=True):
+            raise usage(problem)
+        options[name] = following
         i += 2
     return options
+
+
+def _is_parameter(word: str, known: frozenset[str] | set[str]) -> bool:
+    return word.startswith("-") and word[1:].partition(":")[0].lower() in known
 
 
 _CMDLET_SPELLING = {
@@ -452,7 +474,7 @@ def parse_start_mpscan(words: Words) -> HostAction:
     host = host_argument(
         words.words[0] if words.words else None, usage=START_FORMS, example="Start-MpScan host42"
     )
-    opts = _cmdlet_options(words.words[1:], START_MPSCAN, {"scantype", "scanpath"}, frozenset({"asjob"}))
+    opts = _cmdlet_options(words.words[1:], START_MPSCAN.usage_error, {"scantype", "scanpath"})
     kinds = {"quickscan": ScanType.QUICK, "fullscan": ScanType.FULL, "customscan": ScanType.CUSTOM}
     raw = opts.get("scantype")
     if raw is not None and raw.lower() not in kinds:
@@ -479,7 +501,7 @@ START_MPSCAN = CommandSpec(
     native=True,
 )
 
-UPDATE_FORMS = ("Update-MpSignature <host> [-UpdateSource MMPC|FileShares]",)
+UPDATE_FORMS = ("Update-MpSignature <host> [-UpdateSource MMPC|FileShares] [-AsJob]",)
 # Sources Update-MpSignature knows but MpCmdRun (what the agent runs) cannot be told to use alone.
 _HOST_ORDER_ONLY = {
     "internaldefinitionupdateserver": "WSUS (InternalDefinitionUpdateServer)",
@@ -491,7 +513,7 @@ def parse_update_mpsignature(words: Words) -> HostAction:
     host = host_argument(
         words.words[0] if words.words else None, usage=UPDATE_FORMS, example="Update-MpSignature host42"
     )
-    opts = _cmdlet_options(words.words[1:], UPDATE_MPSIGNATURE, {"updatesource"})
+    opts = _cmdlet_options(words.words[1:], UPDATE_MPSIGNATURE.usage_error, {"updatesource"})
     source = opts.get("updatesource")
     sources = {None: UpdateSource.DEFAULT, "mmpc": UpdateSource.MMPC, "fileshares": UpdateSource.UNC}
     key = source.lower() if source else None
@@ -522,30 +544,29 @@ UPDATE_MPSIGNATURE = CommandSpec(
 
 
 def _no_parameters(spec_name: str, command: Callable[[], AgentCommand], chat: str) -> CommandSpec:
-    forms = (f"{spec_name} <host>",)
+    forms = (f"{spec_name} <host> [-AsJob]",)
+    example = f"{spec_name} host42"
+
+    def usage(problem: str) -> UsageError:
+        return UsageError(problem, usage=forms, example=example)
 
     def parse(words: Words) -> HostAction:
-        host = host_argument(
-            words.words[0] if words.words else None, usage=forms, example=f"{spec_name} host42"
-        )
-        if len(words.words) > 1:
-            raise UsageError(
-                f"`{spec_name}` takes no parameters here.", usage=forms, example=f"{spec_name} host42"
-            )
+        host = host_argument(words.words[0] if words.words else None, usage=forms, example=example)
+        _cmdlet_options(words.words[1:], usage, set())
         return HostAction(host, command(), words.reason)
 
     return CommandSpec(
         name=spec_name,
         summary=f"PowerShell's {spec_name}, run as `{chat}`",
         forms=forms,
-        example=f"{spec_name} host42",
+        example=example,
         policy_names=(chat,),
         parse=parse,
         native=True,
     )
 
 
-DETECTION_FORMS = ("Get-MpThreatDetection <host> [-ThreatID <id>[,<id>...]]",)
+DETECTION_FORMS = ("Get-MpThreatDetection <host> [-ThreatID <id>[,<id>...]] [-AsJob]",)
 
 
 def parse_get_mpthreatdetection(words: Words) -> HostAction:
@@ -553,7 +574,7 @@ def parse_get_mpthreatdetection(words: Words) -> HostAction:
     host = host_argument(
         words.words[0] if words.words else None, usage=DETECTION_FORMS, example="Get-MpThreatDetection host42"
     )
-    opts = _cmdlet_options(words.words[1:], GET_DETECTIONS, {"threatid"})
+    opts = _cmdlet_options(words.words[1:], GET_DETECTIONS.usage_error, {"threatid"})
     raw = opts.get("threatid")
     ids = [] if raw is None else [whole_number(part.strip(), 1, 2**63 - 1) for part in raw.split(",")]
     if None in ids:

@@ -256,6 +256,44 @@ def test_start_mpscan_as_job_is_the_same_scan() -> None:
 
 
 @pytest.mark.parametrize(
+    ("native", "chat"),
+    [
+        pytest.param("Update-MpSignature host42 -AsJob", "update host42", id="update"),
+        pytest.param(
+            "Update-MpSignature host42 -UpdateSource MMPC -AsJob", "update host42 --mmpc", id="update-src"
+        ),
+        pytest.param("Get-MpComputerStatus host42 -AsJob", "status host42", id="status"),
+        pytest.param("Get-MpThreatDetection host42 -asjob", "threats host42", id="detections"),
+        pytest.param("Start-MpScan host42 -AsJob:$true", "scan host42", id="switch-colon"),
+    ],
+)
+def test_every_cmdlet_accepts_its_documented_as_job(native: str, chat: str) -> None:
+    """All four are CDXML cmdlets with -AsJob; it changes nothing, the job already runs in the background."""
+    assert REGISTRY.parse(native) == REGISTRY.parse(chat)
+
+
+@pytest.mark.parametrize(
+    ("native", "chat"),
+    [
+        pytest.param("Start-MpScan host42 -ScanType:FullScan", "scan host42 full", id="scantype"),
+        pytest.param(
+            "Start-MpScan host42 -ScanType:CustomScan -ScanPath:C:\\Users\\Public",
+            "scan host42 custom C:\\Users\\Public",
+            id="path-with-its-own-colon",
+        ),
+        pytest.param("Update-MpSignature host42 -UpdateSource:MMPC", "update host42 --mmpc", id="source"),
+        pytest.param(
+            "Get-MpThreatDetection host42 -ThreatID:2147519003",
+            "Get-MpThreatDetection host42 -ThreatID 2147519003",
+            id="threat-id",
+        ),
+    ],
+)
+def test_powershell_colon_syntax(native: str, chat: str) -> None:
+    assert REGISTRY.parse(native) == REGISTRY.parse(chat)
+
+
+@pytest.mark.parametrize(
     ("text", "ids"),
     [
         ("Get-MpThreatDetection host42", ()),
@@ -423,7 +461,18 @@ def test_queries(text: str, query: BotQuery) -> None:
         pytest.param("trace host42 --level ١٠", "not hexadecimal", id="trace-arabic-indic"),
         pytest.param("dynsig remove host42 ٣abc", "not valid", id="dynsig-unicode-id"),
         pytest.param(
-            "Get-MpComputerStatus host42 -CimSession x", "takes no parameters", id="ps-status-params"
+            "Get-MpComputerStatus host42 -CimSession x",
+            "`-CimSession` is not a parameter we accept here (accepted: `-AsJob`)",
+            id="ps-status-params",
+        ),
+        pytest.param("Get-MpComputerStatus host42 -AsJob:maybe", "is a switch", id="ps-switch-value"),
+        pytest.param(
+            "Start-MpScan host42 -ScanType CustomScan -ScanPath /etc",
+            "argument injection",
+            id="ps-slash-value",
+        ),
+        pytest.param(
+            "Start-MpScan host42 -ScanType:Deep", "`-ScanType Deep` is not valid", id="ps-colon-bad"
         ),
     ],
 )
