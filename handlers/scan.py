@@ -64,13 +64,17 @@ def parse(words: Words) -> HostAction:
 MAX_DETECTIONS = 10  # two blocks each: with the rest of a result, well inside 50 blocks
 MAX_RESOURCES = 10
 DAY = 86400.0
+SLACK = 600.0  # MpCmdRun stops the scan at its own limit and reports; the agent kills only after this
 
 
 def timeout(command: ScanCommand) -> float:
-    """MpCmdRun's own limit (``-Timeout`` days, else 7 for full and 1 for others) plus some slack."""
-    if command.timeout_days is not None:
-        return command.timeout_days * DAY + 600.0
-    return 7 * DAY if command.scan_type is ScanType.FULL else DAY
+    """MpCmdRun's own limit (``-Timeout`` days, else its defaults: 7 for full and 1 for others) plus
+    some slack, with or without ``--timeout``: the agent must not kill MpCmdRun at the very moment it
+    would stop by itself and say so."""
+    days = command.timeout_days
+    if days is None:
+        days = 7 if command.scan_type is ScanType.FULL else 1
+    return days * DAY + SLACK
 
 
 def render(report: ScanReport) -> Details:

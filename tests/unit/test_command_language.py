@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent_bridge.commands import ThreatsCommand
+from agent_bridge.commands import ScanCommand, ScanType, ThreatsCommand
 from handlers import REGISTRY
 from handlers.errors import UnknownCommand, UsageError, UserError
 from handlers.registry import BotQuery, HostAction
@@ -529,11 +529,25 @@ def test_every_typed_command_has_one_owner_with_a_time_limit() -> None:
     REGISTRY.check_owns(c.ACTIONS)  # also done at import: a model nobody owns fails start-up
     assert REGISTRY.owner(c.DynamicSignatureAddCommand(path="C:\\s.vdm")).name == "dynsig"
     assert REGISTRY.owner(c.ThreatsCommand(threat_ids=(1,))).name == "threats"
-    assert REGISTRY.timeout(c.ScanCommand()) == 86400.0
-    assert REGISTRY.timeout(c.ScanCommand(scan_type=c.ScanType.FULL)) == 7 * 86400.0
     assert REGISTRY.timeout(c.ScanCommand(timeout_days=2)) == 2 * 86400.0 + 600.0
     assert REGISTRY.timeout(c.UpdateCommand()) == 1800.0
     assert REGISTRY.timeout(c.MapsCheckCommand()) == 300.0
+
+
+@pytest.mark.parametrize(
+    ("command", "tools_own_days"),
+    [
+        pytest.param(ScanCommand(), 1, id="quick-default-1-day"),
+        pytest.param(ScanCommand(scan_type=ScanType.DEFAULT), 1, id="default-1-day"),
+        pytest.param(ScanCommand(scan_type=ScanType.FULL), 7, id="full-default-7-days"),
+        pytest.param(ScanCommand(scan_type=ScanType.CUSTOM, path="C:\\x"), 1, id="custom-default-1-day"),
+        pytest.param(ScanCommand(scan_type=ScanType.FULL, timeout_days=3), 3, id="explicit"),
+    ],
+)
+def test_the_agent_waits_past_mpcmdruns_own_scan_limit(command: ScanCommand, tools_own_days: int) -> None:
+    """Without --timeout MpCmdRun stops at 1 day (7 for full); the agent must not kill it at that moment,
+    so every scan gets the same margin as an explicit --timeout."""
+    assert REGISTRY.timeout(command) == tools_own_days * 86400.0 + 600.0
 
 
 def test_the_bot_reads_the_time_limit_from_the_registry() -> None:
