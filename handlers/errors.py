@@ -48,10 +48,13 @@ class TextError(UsageError):
 
 class UnknownCommand(UserError):
     def __init__(self, word: str, suggestions: list[str]) -> None:
+        names = [f"`{s}`" for s in suggestions]
         hint = (
-            "Did you mean " + " or ".join(f"`{s}`" for s in suggestions) + "?"
-            if suggestions
-            else "Type `/defender help` for the list."
+            "Type `/defender help` for the list."
+            if not names
+            else "Did you mean " + " or ".join(names) + "?"
+            if len(names) <= 2
+            else "Did you mean one of these: " + ", ".join(names) + "?"
         )
         super().__init__(f"`{word}` is not a Defender command. {hint}")
         self.word = word

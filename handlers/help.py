@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from handlers.blocks import Rendered, context, fit, section
+from handlers.blocks import SECTION_MAX, Rendered, context, fit, section
 from handlers.errors import UsageError
 from handlers.grammar import Words
 from handlers.registry import BotQuery, CommandSpec, Registry
@@ -36,13 +36,24 @@ SPEC = CommandSpec(
 
 def render_help(registry: Registry, topic: str | None, *, may_run: Callable[[str], bool]) -> Rendered:
     """``may_run(policy_name)`` answers from the access policy, so help lists only what works for you."""
+    usable = [s for s in registry if not s.native and s.forms_for(may_run)]
     if topic is not None:
         name, *narrower = topic.split()
-        return _render_one(registry.lookup(name), narrower, may_run=may_run)
-    usable = [s for s in registry if not s.native and any(may_run(p) for p in s.policy_names)]
-    lines = [f"• `/defender {spec.forms[0]}` — {spec.summary}" for spec in usable]
-    natives = [s.name for s in registry if s.native and any(may_run(p) for p in s.policy_names)]
-    blocks = [section("*Defender commands you can run here*\n" + "\n".join(lines))]
+        # "help nonesuch": did you mean a close name, else the commands you can run (not "type help").
+        spec = registry.lookup(name, otherwise=[s.name for s in usable])
+        return _render_one(spec, narrower, may_run=may_run)
+    lines = [
+        "• " + " · ".join(f"`/defender {form}`" for form in spec.forms_for(may_run)) + f" — {spec.summary}"
+        for spec in usable
+    ]
+    natives = [s.name for s in registry if s.native and s.forms_for(may_run)]
+    chunks = ["*Defender commands you can run here*"]
+    for line in lines:  # a new section rather than one cut off at Slack's 3,000 characters
+        if len(chunks[-1]) + 1 + len(line) > SECTION_MAX:
+            chunks.append(line)
+        else:
+            chunks[-1] += "\n" + line
+    blocks = [section(chunk) for chunk in chunks]
     if natives:
         blocks.append(context("Native syntax also works: " + ", ".join(f"`{n}`" for n in natives)))
     if len(usable) <= 1:

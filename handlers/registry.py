@@ -71,6 +71,21 @@ class CommandSpec:
     makes: tuple[type[BaseModel], ...] = ()
     timeout: Timeout = DEFAULT_TIMEOUT
     renderer: Renderer | None = None  # renders the report whose ``kind`` is this command's name
+    # The policy names each form can need, one entry per form (``dynsig add`` needs ``dynsig.add``);
+    # empty: every form can need any of ``policy_names``.
+    form_policies: tuple[tuple[str, ...], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.form_policies and (
+            len(self.form_policies) != len(self.forms)
+            or not {n for names in self.form_policies for n in names} <= set(self.policy_names)
+        ):
+            raise ValueError(f"{self.name!r}: form_policies must name one tuple of its policy names per form")
+
+    def forms_for(self, may_run: Callable[[str], bool]) -> tuple[str, ...]:
+        """The forms whose policy name the user may run."""
+        needs = self.form_policies or (self.policy_names,) * len(self.forms)
+        return tuple(form for form, names in zip(self.forms, needs, strict=True) if any(map(may_run, names)))
 
     def usage_error(self, problem: str) -> UsageError:
         return UsageError(problem, usage=self.forms, example=self.example)
@@ -117,12 +132,14 @@ class Registry:
     def get(self, name: str) -> CommandSpec | None:
         return self._names.get(name.lower())
 
-    def lookup(self, name: str) -> CommandSpec:
+    def lookup(self, name: str, *, otherwise: Iterable[str] = ()) -> CommandSpec:
+        """The command called ``name``; else "did you mean" the close names, or ``otherwise`` (the
+        commands to offer when nothing is close)."""
         spec = self.get(name)
         if spec is None:
             if name.lower() in self._refused:
                 raise UserError(f"`{name}` is not offered. {self._refused[name.lower()]}")
-            raise UnknownCommand(name, self.suggest(name))
+            raise UnknownCommand(name, self.suggest(name) or list(otherwise))
         return spec
 
     def suggest(self, word: str) -> list[str]:

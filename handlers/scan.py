@@ -115,6 +115,7 @@ SPEC = CommandSpec(
     forms=FORMS,
     example=EXAMPLE,
     policy_names=("scan.quick", "scan.full", "scan.default", "scan.custom"),
+    form_policies=(("scan.quick", "scan.full", "scan.default"), ("scan.custom",)),
     parse=parse,
     makes=(ScanCommand,),
     timeout=timeout,

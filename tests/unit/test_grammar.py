@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from agent_bridge.commands import ScanCommand, ScanType
@@ -332,3 +334,59 @@ def test_help_lists_only_what_policy_allows() -> None:
     assert "/defender scan" not in text
     assert "Get-MpComputerStatus" in text  # the native spelling of what you may run
     assert "Start-MpScan" not in text
+
+
+@pytest.mark.parametrize(
+    ("allowed", "shown", "hidden"),
+    [
+        pytest.param(
+            {"dynsig.add"}, ["/defender dynsig add <host> <path>"], ["dynsig list", "dynsig remove"], id="add"
+        ),
+        pytest.param(
+            {"dynsig.list", "dynsig.remove"},
+            ["/defender dynsig list <host>", "/defender dynsig remove <host> <set-id>"],
+            ["dynsig add"],
+            id="list-remove",
+        ),
+        pytest.param(
+            {"scan.custom"}, ["/defender scan <host> custom <path>"], ["[quick|full|default]"], id="custom"
+        ),
+        pytest.param(
+            {"scan.full"}, ["/defender scan <host> [quick|full|default]"], ["scan <host> custom"], id="full"
+        ),
+    ],
+)
+def test_help_lists_the_forms_whose_policy_name_you_may_run(
+    allowed: set[str], shown: list[str], hidden: list[str]
+) -> None:
+    """Not each command's first form: a user granted only ``dynsig.add`` sees ``dynsig add``."""
+    from handlers.help import render_help
+
+    text = str(render_help(REGISTRY, None, may_run=lambda name: name in allowed | {"help"}).blocks)
+    for form in shown:
+        assert form in text
+    for form in hidden:
+        assert form not in text
+
+
+def test_help_for_an_unknown_topic_says_did_you_mean() -> None:
+    from handlers.help import render_help
+
+    def may_run(name: str) -> bool:
+        return name in {"help", "status", "threats"}
+
+    with pytest.raises(UnknownCommand, match="Did you mean `scan`"):
+        render_help(REGISTRY, "scna", may_run=may_run)
+    with pytest.raises(UnknownCommand) as info:
+        render_help(REGISTRY, "nonesuch", may_run=may_run)
+    assert "Did you mean one of these: `help`, `status`, `threats`?" in info.value.message
+    assert "Type `/defender help`" not in info.value.message  # not circular when you already typed help
+
+
+def test_form_policies_must_match_the_forms() -> None:
+    from handlers import signatures
+
+    with pytest.raises(ValueError, match="form_policies"):
+        replace(signatures.DYNSIG, form_policies=(("dynsig.list",),))
+    with pytest.raises(ValueError, match="form_policies"):
+        replace(signatures.DYNSIG, form_policies=(("dynsig.list",), ("dynsig.add",), ("scan.full",)))
