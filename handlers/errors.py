@@ -13,9 +13,16 @@
 
 Foreign errors (aiohttp, OSError, pydantic, sqlite3) are translated where they are caught, with
 ``raise ... from exc``; their text never reaches Slack.
+
+A user error's ``message`` is Slack mrkdwn, posted as it is. The errors built here from the user's own
+words and from usage lines (``UsageError``, ``UnknownCommand``) escape ``& < >`` once, when the message
+is made: usage lines hold ``<host>``, and an echoed word such as ``<!channel>`` must not become a live
+mention. Everything passed to them is plain text; ``problem`` keeps the unescaped sentence.
 """
 
 from __future__ import annotations
+
+from handlers.blocks import escape
 
 
 class DefenderError(Exception):
@@ -32,11 +39,11 @@ class UserError(DefenderError):
 
 class UsageError(UserError):
     def __init__(self, problem: str, *, usage: tuple[str, ...] = (), example: str | None = None) -> None:
-        lines = [problem]
+        lines = [escape(problem)]
         if usage:
-            lines.append("Usage: " + " · ".join(f"`/defender {form}`" for form in usage))
+            lines.append("Usage: " + " · ".join(f"`/defender {escape(form)}`" for form in usage))
         if example:
-            lines.append(f"Example: `/defender {example}`")
+            lines.append(f"Example: `/defender {escape(example)}`")
         super().__init__("\n".join(lines))
         self.problem = problem
 
@@ -48,7 +55,7 @@ class TextError(UsageError):
 
 class UnknownCommand(UserError):
     def __init__(self, word: str, suggestions: list[str]) -> None:
-        names = [f"`{s}`" for s in suggestions]
+        names = [f"`{escape(s)}`" for s in suggestions]
         hint = (
             "Type `/defender help` for the list."
             if not names
@@ -56,7 +63,7 @@ class UnknownCommand(UserError):
             if len(names) <= 2
             else "Did you mean one of these: " + ", ".join(names) + "?"
         )
-        super().__init__(f"`{word}` is not a Defender command. {hint}")
+        super().__init__(f"`{escape(word)}` is not a Defender command. {hint}")
         self.word = word
         self.suggestions = suggestions
 

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent_bridge.commands import AgentCommand
-from handlers.blocks import Details
+from handlers.blocks import Details, escape
 from handlers.errors import TextError, UnknownCommand, UsageError, UserError
 from handlers.grammar import Words, command_word, split_tokens, words_of
 
@@ -138,7 +138,7 @@ class Registry:
         spec = self.get(name)
         if spec is None:
             if name.lower() in self._refused:
-                raise UserError(f"`{name}` is not offered. {self._refused[name.lower()]}")
+                raise UserError(f"`{escape(name)}` is not offered. {escape(self._refused[name.lower()])}")
             raise UnknownCommand(name, self.suggest(name) or list(otherwise))
         return spec
 

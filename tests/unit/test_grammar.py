@@ -8,9 +8,14 @@ import pytest
 
 from agent_bridge.commands import ScanCommand, ScanType
 from handlers import REGISTRY
-from handlers.errors import UnknownCommand, UsageError
+from handlers.errors import UnknownCommand, UsageError, UserError
 from handlers.grammar import decode_slack, tokenize
 from handlers.registry import BotQuery, HostAction
+
+
+def slack_shows(text: str) -> str:
+    """What Slack's client shows of mrkdwn text: entities decoded once."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 @pytest.mark.parametrize(
@@ -78,8 +83,8 @@ def test_an_invisible_character_inside_a_value_is_refused_not_dropped(text: str,
     """``C:\\x<U+200B>y`` is not ``C:\\xy``: silently dropping it would name a different path."""
     with pytest.raises(UsageError) as info:
         REGISTRY.parse(text)
-    assert named in info.value.message
-    assert "Usage: `/defender " in info.value.message
+    assert named in slack_shows(info.value.message)
+    assert "Usage: `/defender " in slack_shows(info.value.message)
 
 
 @pytest.mark.parametrize(
@@ -126,7 +131,7 @@ def test_a_line_that_cannot_be_split_is_refused_with_the_commands_form(
     with pytest.raises(UsageError) as info:
         REGISTRY.parse(text)
     for fragment in fragments:
-        assert fragment in info.value.message
+        assert fragment in slack_shows(info.value.message)
 
 
 def test_a_line_that_cannot_be_split_with_an_unknown_command_gets_did_you_mean() -> None:
@@ -241,8 +246,8 @@ def test_custom_scan_from_a_phone() -> None:
 def test_scan_refusals_say_what_was_wrong_and_show_the_form(text: str, fragment: str) -> None:
     with pytest.raises(UsageError) as info:
         REGISTRY.parse(text)
-    assert fragment in info.value.message
-    assert "Usage: `/defender scan <host>" in info.value.message
+    assert fragment in slack_shows(info.value.message)
+    assert "Usage: `/defender scan <host>" in slack_shows(info.value.message)
 
 
 @pytest.mark.parametrize(
@@ -262,13 +267,13 @@ def test_scan_refusals_say_what_was_wrong_and_show_the_form(text: str, fragment:
 def test_did_you_mean(word: str, suggestion: str) -> None:
     with pytest.raises(UnknownCommand) as info:
         REGISTRY.parse(f"{word} host42")
-    assert f"Did you mean `{suggestion}`" in info.value.message
+    assert f"Did you mean `{suggestion}`" in slack_shows(info.value.message)
 
 
 def test_unknown_command_without_a_close_match() -> None:
     with pytest.raises(UnknownCommand) as info:
         REGISTRY.parse("xyzzy")
-    assert "/defender help" in info.value.message
+    assert "/defender help" in slack_shows(info.value.message)
 
 
 def test_empty_text_is_help() -> None:
@@ -288,7 +293,7 @@ def test_help_for_one_command_shows_forms_example_and_access() -> None:
     from handlers.help import render_help
 
     rendered = render_help(REGISTRY, "restore", may_run=lambda name: name == "restore")
-    text = str(rendered.blocks)
+    text = slack_shows(str(rendered.blocks))
     assert "/defender restore <host> --name <threat> [--all] [--to <dir>]" in text
     assert "/defender restore <host> --file <path> [--to <dir>]" in text
     assert "Example: `/defender restore host42" in text
@@ -310,16 +315,17 @@ def test_help_narrows_to_a_subcommand_or_option(topic: str, shown: str, hidden: 
     from handlers.help import render_help
 
     assert REGISTRY.parse(f"help {topic}") == BotQuery(name="help", policy_name="help", argument=topic)
-    text = str(render_help(REGISTRY, topic, may_run=lambda name: True).blocks)
+    text = slack_shows(str(render_help(REGISTRY, topic, may_run=lambda name: True).blocks))
     assert shown in text and hidden not in text
 
 
 def test_help_for_a_form_that_does_not_exist_shows_the_real_ones() -> None:
     from handlers.help import render_help
 
-    with pytest.raises(UsageError, match="no form with `frob`") as info:
+    with pytest.raises(UsageError) as info:
         render_help(REGISTRY, "dynsig frob", may_run=lambda name: True)
-    assert "dynsig list <host>" in info.value.message
+    assert "no form with `frob`" in info.value.message
+    assert "dynsig list <host>" in slack_shows(info.value.message)
     with pytest.raises(UsageError, match="at most two words"):
         REGISTRY.parse("help dynsig list host42 extra")
 
@@ -328,7 +334,7 @@ def test_help_lists_only_what_policy_allows() -> None:
     from handlers.help import render_help
 
     allowed = {"help", "status", "threats"}
-    text = str(render_help(REGISTRY, None, may_run=lambda name: name in allowed).blocks)
+    text = slack_shows(str(render_help(REGISTRY, None, may_run=lambda name: name in allowed).blocks))
     assert "/defender status <host>" in text
     assert "/defender threats <host>" in text
     assert "/defender scan" not in text
@@ -362,7 +368,9 @@ def test_help_lists_the_forms_whose_policy_name_you_may_run(
     """Not each command's first form: a user granted only ``dynsig.add`` sees ``dynsig add``."""
     from handlers.help import render_help
 
-    text = str(render_help(REGISTRY, None, may_run=lambda name: name in allowed | {"help"}).blocks)
+    text = slack_shows(
+        str(render_help(REGISTRY, None, may_run=lambda name: name in allowed | {"help"}).blocks)
+    )
     for form in shown:
         assert form in text
     for form in hidden:
@@ -379,8 +387,10 @@ def test_help_for_an_unknown_topic_says_did_you_mean() -> None:
         render_help(REGISTRY, "scna", may_run=may_run)
     with pytest.raises(UnknownCommand) as info:
         render_help(REGISTRY, "nonesuch", may_run=may_run)
-    assert "Did you mean one of these: `help`, `status`, `threats`?" in info.value.message
-    assert "Type `/defender help`" not in info.value.message  # not circular when you already typed help
+    assert "Did you mean one of these: `help`, `status`, `threats`?" in slack_shows(info.value.message)
+    assert "Type `/defender help`" not in slack_shows(
+        info.value.message
+    )  # not circular when you already typed help
 
 
 def test_form_policies_must_match_the_forms() -> None:
@@ -390,3 +400,40 @@ def test_form_policies_must_match_the_forms() -> None:
         replace(signatures.DYNSIG, form_policies=(("dynsig.list",),))
     with pytest.raises(ValueError, match="form_policies"):
         replace(signatures.DYNSIG, form_policies=(("dynsig.list",), ("dynsig.add",), ("scan.full",)))
+
+
+@pytest.mark.parametrize(
+    ("text", "echoed"),
+    [
+        pytest.param("scan host42 &lt;!channel&gt;", "`&lt;!channel&gt;` is not a scan type", id="mention"),
+        pytest.param("scan host42 custom C:\\a&amp;b --frob", "`--frob` is not an option", id="flag"),
+        pytest.param(
+            "exclusion host42 &lt;https://evil.example|x&gt;", "&lt;https://evil.example|x&gt;", id="link"
+        ),
+        pytest.param(
+            "&lt;!here&gt; host42", "`&lt;!here&gt;` is not a Defender command", id="unknown-command"
+        ),
+        pytest.param("mpcmdrun host42 -Scan -Foo&amp;", "`-Foo&amp;` does not go with `-Scan`", id="native"),
+    ],
+)
+def test_refusals_escape_echoed_words_and_usage_lines_once(text: str, echoed: str) -> None:
+    """Slack reads ``<!channel>`` in a reply as a live mention and ``<host>`` as markup: both must
+    arrive as ``&lt;...&gt;``, escaped exactly once."""
+    with pytest.raises(UserError) as info:
+        REGISTRY.parse(text)
+    message = info.value.message
+    assert echoed in message
+    assert "<" not in message and ">" not in message and "&amp;lt;" not in message
+    if isinstance(info.value, UsageError):
+        assert "Usage: `/defender " in message and "&lt;host&gt;" in message
+
+
+def test_help_escapes_its_usage_lines() -> None:
+    from handlers.help import render_help
+
+    for topic in (None, "scan", "restore", "mpcmdrun"):
+        text = str(render_help(REGISTRY, topic, may_run=lambda name: True).blocks)
+        assert "<" not in text and ">" not in text, topic
+    assert "`/defender scan &lt;host&gt; custom &lt;path&gt;" in str(
+        render_help(REGISTRY, "scan", may_run=lambda n: True).blocks
+    )

@@ -148,15 +148,24 @@ def assert_allowlisted(action: HostAction) -> None:
             i += 1
 
 
+def assert_inert(message: str) -> None:
+    """A refusal is posted as mrkdwn: usage lines (``<host>``) and echoed words (``<!channel>``) must
+    arrive escaped, once, so nothing in it is a mention, a link or a broken entity."""
+    assert not set("<>") & set(message), message
+    assert not re.search(r"&(?!(?:amp|lt|gt);)", message), message
+
+
 def parse_safely(text: str) -> HostAction | BotQuery | None:
     """The parse either gives a request or a UserError with a message; nothing else may escape."""
     try:
         request = REGISTRY.parse(text)
     except UnknownCommand as exc:
         assert "Did you mean" in exc.message or "/defender help" in exc.message
+        assert_inert(exc.message)
         return None
     except UserError as exc:
         assert exc.message.strip()
+        assert_inert(exc.message)
         name = command_word(text)
         if name is not None and REGISTRY.get(name) is not None:
             # SPEC §3: every refusal of a known command says what was wrong and shows the correct form.
@@ -208,6 +217,8 @@ def test_arbitrary_text_is_parsed_or_refused(text: str) -> None:
 @example("exclusion", ["host42", "C:\\Users\\O'Brien\\x"])
 @example("restore", ["host42", "--reason"])
 @example("scan", ["host42", "custom", '"C:\\x\u200by"'])
+@example("scan", ["host42", "&lt;!channel&gt;"])
+@example("mpcmdrun", ["host42", "-Scan", "-File", "<@U0BOB>"])
 def test_command_shaped_text_is_allowlisted_or_refused(name: str, words: list[str]) -> None:
     parse_safely(" ".join([name, *words]))
 
