@@ -154,9 +154,17 @@ def render_hosts(hosts: list[HostView], pattern: str | None, *, now: float | Non
             f"*{host}* — {state}{os_name}\n    {versions}" if versions else f"*{host}* — {state}{os_name}"
         )
     online = sum(1 for v in hosts if v.online)
-    blocks: list[Block] = [section("\n".join(lines[:30]))]
-    for start in range(30, len(lines), 30):
-        blocks.append(section("\n".join(lines[start : start + 30])))
+    chunks = [lines[0]]
+    for line in lines[1:]:  # a new section rather than one cut off at Slack's 3,000 characters
+        if len(chunks[-1]) + 1 + len(line) > SECTION_MAX:
+            chunks.append(line)
+        else:
+            chunks[-1] += "\n" + line
+    blocks: list[Block] = [section(chunk) for chunk in chunks]
+    if len(hosts) > len(lines):
+        blocks.append(
+            context(f"Showing the first {len(lines)} hosts; narrow it with a pattern: `hosts web-*`.")
+        )
     blocks.append(context(f"{online} of {len(hosts)} online"))
     return Rendered(f"{len(hosts)} hosts, {online} online", blocks)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from agent_bridge.commands import CancelCommand, ScanCommand, ScanType
 from agent_bridge.reports import CancelReport, ScanReport
-from handlers.blocks import Details, escape, fields, more, section
+from handlers.blocks import Details, cut_section, escape, fields, more, section
 from handlers.errors import UsageError
 from handlers.forms import host_only
 from handlers.grammar import Flag, Words, host_argument, parse_arguments
@@ -89,6 +89,7 @@ def render(report: ScanReport) -> Details:
     count = report.threats_found or len(report.detections)
     noun = "threat" if count == 1 else "threats"
     blocks = [section(f":rotating_light: *{count} {noun} found*{target}.")]
+    cut = False
     for detection in report.detections[:MAX_DETECTIONS]:
         state = {True: "remediated", False: "*not remediated*", None: "remediation unknown"}[
             detection.remediated
@@ -97,7 +98,9 @@ def render(report: ScanReport) -> Details:
         if len(detection.resources) > MAX_RESOURCES:
             shown.append(f"…and {len(detection.resources) - MAX_RESOURCES} more")
         blocks.append(fields([("Threat", f"`{escape(detection.threat)}`"), ("Status", state)]))
-        blocks.append(section("*Resources*\n" + ("\n".join(shown) or "—")))
+        block, shortened = cut_section("*Resources*\n" + ("\n".join(shown) or "—"))
+        blocks.append(block)
+        cut |= shortened
     hidden = len(report.detections) - MAX_DETECTIONS
     if hidden > 0:
         blocks.append(more(hidden, "threat" if hidden == 1 else "threats"))
@@ -105,7 +108,7 @@ def render(report: ScanReport) -> Details:
         blocks.append(section("Defender started cleaning (remediation) on the host."))
     elif report.detections and all(d.remediated is False for d in report.detections):
         blocks.append(section("Nothing was remediated (scan ran with `--no-remediation`)."))
-    shortened = hidden > 0 or any(len(d.resources) > MAX_RESOURCES for d in report.detections)
+    shortened = cut or hidden > 0 or any(len(d.resources) > MAX_RESOURCES for d in report.detections)
     return Details(blocks, shortened=shortened)
 
 

@@ -95,3 +95,20 @@ def test_a_compromised_agent_cannot_post_a_mention_or_link_through_hosts() -> No
 def test_hosts_with_nothing_enrolled_shows_the_command_escaped() -> None:
     text = section_texts(render_hosts([], None, now=NOW).blocks)[0]
     assert "`defender-bot enroll &lt;host&gt;`" in text
+
+
+def test_a_hundred_hosts_are_split_into_sections_not_cut_off() -> None:
+    views = [
+        HostView(
+            host=f"web-{i:03}.corp.example", online=i % 2 == 0, last_seen=NOW - 90, agent_version="0.1.0",
+            os="Windows Server 2022", platform_version="4.18.24090.11", engine_version="1.1.24090.11",
+            signature_version="1.419.195.0",
+        )
+        for i in range(120)
+    ]  # fmt: skip
+    blocks = render_hosts(views, None, now=NOW).blocks
+    text = "\n".join(section_texts(blocks))
+    assert all(len(t) <= SECTION_MAX for t in section_texts(blocks)) and len(blocks) <= BLOCKS_MAX
+    assert all(f"*web-{i:03}.corp.example*" in text for i in range(100))
+    assert "…" not in text
+    assert "Showing the first 100 hosts" in str(blocks)
