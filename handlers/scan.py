@@ -81,8 +81,9 @@ def render(report: ScanReport) -> Details:
     """Details under the result's headline (which already carries the summary)."""
     target = f" in `{escape(report.target)}`" if report.target else ""
     if report.outcome == "skipped":
+        where = f"`{escape(report.target)}`" if report.target else "the path"
         return Details(
-            [section("Defender skipped the path: it is excluded from scanning (see `exclusion`).")]
+            [section(f"Defender skipped {where}: it is excluded from scanning (see `exclusion`).")]
         )
     if report.outcome != "threats":
         return Details()

@@ -164,7 +164,15 @@ async def run(world: LocalDeployment, text: str) -> tuple[str, Message]:
         pytest.param(
             "scan host42 full --timeout 2", "succeeded", ["1 threat found", "remediation started"], id="full"
         ),
-        pytest.param("scan host42 custom C:\\xampp\\htdocs", "succeeded", ["excluded"], id="skipped"),
+        pytest.param(
+            "scan host42 custom C:\\xampp\\htdocs",
+            "succeeded",
+            [
+                "*Skipped, excluded from scanning: `C:\\xampp\\htdocs`*",
+                "Defender skipped `C:\\xampp\\htdocs`",
+            ],
+            id="skipped",
+        ),
         pytest.param("scan host42 custom C:\\Nowhere\\x.exe", "failed", ["0x80508023"], id="missing-path"),
         pytest.param("cancel host42", "succeeded", ["No scan"], id="cancel-idle"),
         pytest.param("update host42", "succeeded", ["updated", "→"], id="update"),
@@ -219,7 +227,10 @@ async def run(world: LocalDeployment, text: str) -> tuple[str, Message]:
             ["Virus:DOS/EICAR_Test_File", "C:\\Users\\Public\\eicar.com"],
             id="threats",
         ),
-        pytest.param("status host43", "failed", ["0x800106BA"], id="status-service-off"),
+        pytest.param("status host43", "failed", ["*Service disabled (0x800106BA)*"], id="status-service-off"),
+        pytest.param(
+            "threats host43", "failed", ["*Service disabled (0x800106BA)*"], id="threats-service-off"
+        ),
         pytest.param("quarantine host43", "failed", ["0x800106BA", "What to do"], id="service-off"),
         pytest.param(
             "mpcmdrun host42 -Scan -ScanType 1", "succeeded", ["No threats found"], id="native-mpcmdrun"
