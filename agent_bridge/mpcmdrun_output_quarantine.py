@@ -36,6 +36,7 @@ _RESTORE_ERROR = re.compile(
     re.IGNORECASE,
 )
 _CUT_OFF = "(threat name cut off)"
+EMPTY_SUMMARY = "Nothing is in quarantine"
 
 
 def parse_quarantine(command: QuarantineListCommand, text: Text) -> Outcome | None:
@@ -59,11 +60,14 @@ def parse_quarantine(command: QuarantineListCommand, text: Text) -> Outcome | No
                 )
             )
     items = tuple(QuarantineItem(threat=name, files=tuple(files)) for name, files in groups)
-    if not items and not (text.has(_EMPTY) or text.has(_LIST_HEADER)):
+    # No observed transcript shows what MpCmdRun prints for an empty quarantine (reference §3): no output
+    # at all with exit 0 is read as empty, as are the header alone and the simulator's derived line.
+    silent = text.exit_code == 0 and not any(line.strip() for line in text.lines)
+    if not items and not (silent or text.has(_EMPTY) or text.has(_LIST_HEADER)):
         return None
     report = QuarantineReport(items=items)
     if not items:
-        return Outcome(succeeded=True, summary="Quarantine is empty", report=report)
+        return Outcome(succeeded=True, summary=EMPTY_SUMMARY, report=report)
     files = sum(len(item.files) for item in items)
     names = listing([item.threat for item in items])
     summary = f"{plural(len(items), 'threat')} in quarantine ({plural(files, 'file')}): {names}"

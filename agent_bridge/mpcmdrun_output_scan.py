@@ -51,8 +51,11 @@ def parse_scan(command: ScanCommand, text: Text) -> Outcome | None:
         summary = f"{plural(found, 'threat')} found{where}{': ' + names if names else ''}"
         return Outcome(succeeded=True, summary=summary + _remediation(command, text, cleaning), report=report)
     if any(m["skipped"] for m in scanning):
-        report = ScanReport(outcome="skipped", target=target)
-        return Outcome(succeeded=True, summary=f"Skipped, excluded from scanning: {target}", report=report)
+        # MpCmdRun names an excluded folder as "C:\xampp\htdocs\|*" (the folder and everything in it).
+        path = _excluded_folder(target) if target else None
+        report = ScanReport(outcome="skipped", target=path)
+        shown = f": `{path}`" if path else ""
+        return Outcome(succeeded=True, summary=f"Skipped, excluded from scanning{shown}", report=report)
     finished = text.has(_FINISHED)
     if any(m["none"] for m in scanning) or (finished and text.exit_code == 0):
         report = ScanReport(outcome="clean", target=target, remediation_started=cleaning)
@@ -63,6 +66,15 @@ def parse_scan(command: ScanCommand, text: Text) -> Outcome | None:
         summary = f"Scan finished{where}: threats need action (exit code 2); see `threats`"
         return Outcome(succeeded=True, summary=summary, report=report)
     return None
+
+
+def _excluded_folder(target: str) -> str:
+    r"""``C:\xampp\htdocs\|*`` → ``C:\xampp\htdocs``: the ``|*`` wildcard (and the backslash before it,
+    unless it is a drive's root) is how MpCmdRun writes "this folder and everything in it"."""
+    path = target.removesuffix("|*")
+    if path.endswith("\\") and len(path) > 3:
+        path = path[:-1]
+    return path.replace("`", "'")  # it goes in a code span in the summary
 
 
 def parse_cancel(command: CancelCommand, text: Text) -> Outcome | None:

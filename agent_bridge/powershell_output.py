@@ -165,7 +165,14 @@ def _threats_outcome(report: ThreatsReport, command: ThreatsCommand) -> Outcome:
 
 
 def _failed(error: ErrorInfo) -> Outcome:
-    return Outcome(succeeded=False, summary=error.title, error=error)
+    """The one line names the HRESULT when there is one, as an MpCmdRun failure's does:
+    "Service disabled (0x800106BA)"."""
+    summary = error.title
+    if error.hresult is not None:
+        code = hresults.parse_hresult(error.hresult)
+        short = error.title if code in _WMI_ERRORS else hresults.headline(code)
+        summary = f"{short} ({error.hresult})"
+    return Outcome(succeeded=False, summary=summary, error=error)
 
 
 # --- finding the JSON ----------------------------------------------------------------------------

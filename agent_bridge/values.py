@@ -21,13 +21,29 @@ _FORBIDDEN_IN_PATH = set('<>"|?*')
 _THREAT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9:/._!#@+()\-]{0,255}")
 _SET_ID = re.compile(r"[A-Za-z0-9{][A-Za-z0-9{}_.\-]{0,127}")
 _HEX = re.compile(r"(?:0[xX])?0{0,64}([0-9A-Fa-f]{1,8})")  # ASCII only; leading zeros are fine
+_SHOWN_MAX = 300  # a refusal quotes at most this much of a value
+
+
+def shown(value: str) -> str:
+    r"""A value in a message as the user typed it, in backticks: ``C:\a\..\b``, never Python's repr
+    with doubled backslashes. A character that would not show (control, format, unusual space) reads
+    as ``U+200B``, and a backtick as a look-alike so it cannot end the code span early."""
+    out = []
+    for ch in value[:_SHOWN_MAX]:
+        if ch == "`":
+            out.append("\u02cb")  # modifier letter grave accent: looks like a backtick
+        elif ch != " " and unicodedata.category(ch)[0] in "CZ":
+            out.append(f"U+{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return "`" + "".join(out) + ("…" if len(value) > _SHOWN_MAX else "") + "`"
 
 
 def refuse_option_like(value: str, *, what: str) -> None:
     """MpCmdRun reads both ``-`` and ``/`` as option prefixes, so such a value is argument injection."""
     if value.startswith(("-", "/")):
         raise ValueError(
-            f"{what} {value!r} starts with {value[0]!r}, which MpCmdRun would read as an option; "
+            f"{what} {shown(value)} starts with {shown(value[0])}, which MpCmdRun would read as an option; "
             f"give a plain value instead"
         )
 
@@ -42,7 +58,7 @@ def check_host(value: str) -> str:
     if not _HOST.fullmatch(value):
         bad = next(ch for ch in value if not _HOST.fullmatch(ch))
         raise ValueError(
-            f"the host name {value!r} contains {bad!r}; use only letters, digits, '.', '-' and '_'"
+            f"the host name {shown(value)} contains {shown(bad)}; use only letters, digits, '.', '-' and '_'"
         )
     return value.lower()
 
@@ -50,7 +66,7 @@ def check_host(value: str) -> str:
 def check_windows_path(value: str, *, long_paths: bool = False, what: str = "path") -> str:
     r"""An absolute Windows path, ``C:\dir\file`` or ``\\server\share\dir``, safe to hand to MpCmdRun."""
     if not value:
-        raise ValueError(f"the {what} is empty; give an absolute path such as C:\\Users\\Public")
+        raise ValueError(f"the {what} is empty; give an absolute path such as `C:\\Users\\Public`")
     refuse_option_like(value, what=what)
     limit = MAX_LONG_PATH if long_paths else MAX_PATH
     if len(value) > limit:
@@ -60,17 +76,19 @@ def check_windows_path(value: str, *, long_paths: bool = False, what: str = "pat
         if unicodedata.category(ch) in {"Cc", "Cf"}:
             raise ValueError(f"the {what} contains the invisible character U+{ord(ch):04X}")
         if ch in _FORBIDDEN_IN_PATH:
-            raise ValueError(f"the {what} contains {ch!r}, which Windows paths cannot contain")
+            raise ValueError(
+                f"the {what} {shown(value)} contains {shown(ch)}, which Windows paths cannot contain"
+            )
     if "/" in value:
         # Windows reads '/' as a separator too: "C:\x/.." climbs out of C:\x. One spelling, checkable.
         if any(part in {".", ".."} for part in re.split(r"[\\/]", value)):
             raise ValueError(
-                f"the {what} '{value}' contains '.' or '..' (Windows reads '/' as '\\'); "
+                f"the {what} {shown(value)} contains '.' or '..' (Windows reads '/' as '\\'); "
                 "give the resolved path"
             )
         raise ValueError(
-            f"the {what} '{value}' contains '/'; Windows reads it as '\\', so write the path with "
-            f"backslashes only: {value.replace('/', chr(92))}"
+            f"the {what} {shown(value)} contains '/'; Windows reads it as '\\', so write the path with "
+            f"backslashes only: {shown(value.replace('/', chr(92)))}"
         )
     if _DRIVE_PATH.match(value):
         rest = value[3:]
@@ -78,17 +96,18 @@ def check_windows_path(value: str, *, long_paths: bool = False, what: str = "pat
         parts = value[2:].split("\\")
         if len(parts) < 2 or not parts[0] or not parts[1] or parts[0] in {".", "?"}:
             raise ValueError(
-                f"the {what} {value!r} is not a full UNC path; write it as \\\\server\\share\\folder"
+                f"the {what} {shown(value)} is not a full UNC path; write it as `\\\\server\\share\\folder`"
             )
         rest = value[2:]
     else:
         raise ValueError(
-            f"the {what} {value!r} is not absolute; write it as C:\\folder\\file or \\\\server\\share\\folder"
+            f"the {what} {shown(value)} is not absolute; "
+            "write it as `C:\\folder\\file` or `\\\\server\\share\\folder`"
         )
     if ":" in rest:
-        raise ValueError(f"the {what} {value!r} has a ':' after the drive (alternate data stream)")
+        raise ValueError(f"the {what} {shown(value)} has a ':' after the drive (alternate data stream)")
     if any(part in {".", ".."} for part in rest.split("\\")):
-        raise ValueError(f"the {what} {value!r} contains '.' or '..'; give the resolved path")
+        raise ValueError(f"the {what} {shown(value)} contains '.' or '..'; give the resolved path")
     return value
 
 
@@ -97,8 +116,8 @@ def check_threat_name(value: str) -> str:
     refuse_option_like(value, what="threat name")
     if not _THREAT_NAME.fullmatch(value):
         raise ValueError(
-            f"the threat name {value!r} is not one Defender uses; copy it from `quarantine`, "
-            f"for example Virus:DOS/EICAR_Test_File"
+            f"the threat name {shown(value)} is not one Defender uses; copy it from `quarantine`, "
+            "for example `Virus:DOS/EICAR_Test_File`"
         )
     return value
 
@@ -107,7 +126,7 @@ def check_signature_set_id(value: str) -> str:
     """A dynamic signature set id as ``-ListAllDynamicSignatures`` prints it."""
     refuse_option_like(value, what="signature set id")
     if not _SET_ID.fullmatch(value):
-        raise ValueError(f"the signature set id {value!r} is not valid; copy it from `dynsig list`")
+        raise ValueError(f"the signature set id {shown(value)} is not valid; copy it from `dynsig list`")
     return value
 
 
@@ -116,8 +135,8 @@ def check_hex_mask(value: str, *, what: str, maximum: int) -> str:
     refuse_option_like(value, what=what)
     match = _HEX.fullmatch(value)
     if not match:
-        raise ValueError(f"the {what} {value!r} is not hexadecimal; write it like 0x1F")
+        raise ValueError(f"the {what} {shown(value)} is not hexadecimal; write it like `0x1F`")
     number = int(match.group(1), 16)
     if not 1 <= number <= maximum:
-        raise ValueError(f"the {what} {value} is out of range; use 0x1 to {maximum:#x}")
+        raise ValueError(f"the {what} {shown(value)} is out of range; use `0x1` to `{maximum:#x}`")
     return f"0x{number:X}"

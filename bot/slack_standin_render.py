@@ -3,10 +3,16 @@
 Messages show what a person sees in Slack: blocks when present (buttons as `[Approve] [Deny]`), otherwise
 text; edits as the current version marked "(edited)"; files as "📎 name (N bytes)"; replies indented
 under their parent with "│ ". Times are UTC, from the message ts.
+
+Text is shown as Slack's client shows mrkdwn: live markup as what it becomes (`<@U0BOB>` as `@bob`,
+`<!channel>` as `@channel`, `<https://x|label>` as `label`), then `&lt; &gt; &amp;` decoded once. So an
+escaped `&lt;!channel&gt;` reads as the harmless text `<!channel>`, a live one as `@channel`: the demo
+shows what Slack would.
 """
 
 from __future__ import annotations
 
+import re
 import time
 
 from bot.slack_standin_blocks import blocks_to_lines
@@ -14,6 +20,27 @@ from bot.slack_standin_model import Message
 from bot.slack_standin_workspace import Workspace
 
 THREAD = "  │ "
+
+
+_MARKUP = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
+_ENTITY = re.compile(r"&(lt|gt|amp);")
+_ENTITIES = {"lt": "<", "gt": ">", "amp": "&"}
+
+
+def as_displayed(ws: Workspace, text: str) -> str:
+    """mrkdwn text as Slack's client displays it: markup resolved, entities decoded exactly once."""
+
+    def live(match: re.Match[str]) -> str:
+        target, label = match.group(1), match.group(2)
+        if target.startswith("@"):  # <@U0BOB>
+            return "@" + (label or ws.display_name(target[1:]))
+        if target.startswith("#"):  # <#C0SECOPS|secops>
+            return "#" + (label or target[1:])
+        if target.startswith("!"):  # <!channel>, <!here>, <!subteam^S1|@oncall>
+            return label or "@" + target[1:].split("^")[0]
+        return label or target  # <https://x|label>, <https://x>
+
+    return _ENTITY.sub(lambda m: _ENTITIES[m.group(1)], _MARKUP.sub(live, text))
 
 
 def _clock(ts: str) -> str:
@@ -30,6 +57,7 @@ def message_lines(ws: Workspace, message: Message, indent: str = "", bar: str = 
         body = ["(This message was deleted.)"]
     else:
         body = blocks_to_lines(message.blocks) if message.blocks else message.text.splitlines()
+        body = [as_displayed(ws, line) for line in body]
         body += [f"📎 {f.name} ({f.size} bytes)" for f in message.files]
         body = body or [""]
     head = f"{indent}[{_clock(message.ts)}] {_author(ws, message)}: "

@@ -30,11 +30,14 @@ class Attachment:
 
 @dataclass(frozen=True)
 class Details:
-    """What a report's renderer adds under the headline. ``shortened``: a list was cut to fit, and the
-    blocks say so ("…and 16 more"); the full text then goes in a file in the thread."""
+    """What a report's renderer adds under the headline. ``shortened``: a list or a text was cut to
+    fit, and the blocks say so ("…and 16 more"); the full text then goes in a file in the thread.
+    ``full_text``: that file's content, the report written out for people; None to attach the
+    tool's own output (readable for MpCmdRun, not for PowerShell's compressed JSON)."""
 
     blocks: list[Block] = field(default_factory=list)
     shortened: bool = False
+    full_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,29 @@ class Rendered:
     attachment: Attachment | None = None
 
 
-def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+SHORTENED = " … _(shortened: the full text is in the attached file)_"
+
+
+def clip(text: str, limit: int, *, mark: str = "…") -> str:
+    """``text`` in at most ``limit`` characters, cut cleanly: never inside an entity (``&amp;``) that
+    Slack would show broken, and an open code span is closed before ``mark``."""
+    if len(text) <= limit:
+        return text
+    kept = text[: max(0, limit - len(mark) - 1)]  # room for a closing backtick
+    amp = kept.rfind("&", max(0, len(kept) - 5))  # "&amp;" is the longest entity escape() makes
+    if amp >= 0 and ";" not in kept[amp:]:
+        kept = kept[:amp]
+    if kept.count("`") % 2:
+        kept += "`"
+    return kept + mark
+
+
+def cut_section(text: str) -> tuple[Block, bool]:
+    """A section of ``text``, or of as much as fits with a note that it was shortened (and True): the
+    renderer then marks its details shortened, so the full text goes in the attached file."""
+    if len(text) <= SECTION_MAX:
+        return section(text), False
+    return section(clip(text, SECTION_MAX, mark=SHORTENED)), True
 
 
 def escape(text: str) -> str:
@@ -56,6 +80,7 @@ def escape(text: str) -> str:
 
 
 def section(text: str) -> Block:
+    """A section; text past Slack's 3,000 characters is cut cleanly (``cut_section`` also says so)."""
     return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_MAX)}}
 
 
@@ -101,6 +126,24 @@ def more(count: int, noun: str) -> Block:
 
 def sane(blocks: list[Block]) -> list[Block]:
     """Blocks Slack accepts: no empty texts or field lists, texts and element counts within limits."""
+    return _sane(blocks)[0]
+
+
+def _too_long(blocks: list[Block]) -> bool:
+    for block in blocks:
+        text = block.get("text")
+        if isinstance(text, dict) and len(str(text.get("text", ""))) > SECTION_MAX:
+            return True
+        if any(len(str(item.get("text", ""))) > FIELD_MAX for item in block.get("fields", [])):
+            return True
+        if any(len(str(item.get("text", ""))) > SECTION_MAX for item in block.get("elements", [])):
+            return True
+    return False
+
+
+def _sane(blocks: list[Block]) -> tuple[list[Block], bool]:
+    """The blocks made acceptable, and whether a text had to be cut to get there."""
+    cut = _too_long(blocks)
     kept: list[Block] = []
     for block in blocks:
         block = dict(block)
@@ -127,7 +170,7 @@ def sane(blocks: list[Block]) -> list[Block]:
                 continue
             block["elements"] = [{**e, "text": clip(str(e["text"]), SECTION_MAX)} for e in elements]
         kept.append(block)
-    return kept
+    return kept, cut
 
 
 def fit(rendered: Rendered, *, raw: str, filename: str) -> Rendered:
@@ -135,8 +178,10 @@ def fit(rendered: Rendered, *, raw: str, filename: str) -> Rendered:
 
     The last block (a result's footer) is kept: what goes is taken from just before it.
     """
-    blocks = sane(rendered.blocks)
+    blocks, cut = _sane(rendered.blocks)
     attachment = rendered.attachment
+    if cut and attachment is None and raw.strip():  # a renderer let a text run long: keep it whole
+        attachment = Attachment(filename, raw, title=filename)
     if len(blocks) > BLOCKS_MAX:
         note = context(f"Too long for one message: the full output is in the attached file `{filename}`.")
         blocks = [*blocks[: BLOCKS_MAX - 2], note, blocks[-1]]

@@ -3,6 +3,8 @@
     DefenderError
     ├── UserError               text written for the person who typed the command, shown as is
     │   ├── UsageError          bad arguments: what was wrong, and the right form of the command
+    │   │   └── TextError       the line cannot be split into words (unclosed quote, invisible character);
+    │   │                       raised before the command is known, the registry adds its forms
     │   ├── UnknownCommand      not a command we know, with "did you mean"
     │   ├── AccessDenied        the policy does not allow it (who, what, where)
     │   ├── AlreadyInProgress   one scan per host: names the job already running
@@ -11,9 +13,16 @@
 
 Foreign errors (aiohttp, OSError, pydantic, sqlite3) are translated where they are caught, with
 ``raise ... from exc``; their text never reaches Slack.
+
+A user error's ``message`` is Slack mrkdwn, posted as it is. The errors built here from the user's own
+words and from usage lines (``UsageError``, ``UnknownCommand``) escape ``& < >`` once, when the message
+is made: usage lines hold ``<host>``, and an echoed word such as ``<!channel>`` must not become a live
+mention. Everything passed to them is plain text; ``problem`` keeps the unescaped sentence.
 """
 
 from __future__ import annotations
+
+from handlers.blocks import escape
 
 
 class DefenderError(Exception):
@@ -30,23 +39,31 @@ class UserError(DefenderError):
 
 class UsageError(UserError):
     def __init__(self, problem: str, *, usage: tuple[str, ...] = (), example: str | None = None) -> None:
-        lines = [problem]
+        lines = [escape(problem)]
         if usage:
-            lines.append("Usage: " + " · ".join(f"`/defender {form}`" for form in usage))
+            lines.append("Usage: " + " · ".join(f"`/defender {escape(form)}`" for form in usage))
         if example:
-            lines.append(f"Example: `/defender {example}`")
+            lines.append(f"Example: `/defender {escape(example)}`")
         super().__init__("\n".join(lines))
         self.problem = problem
 
 
+class TextError(UsageError):
+    """Raised while splitting the line, before the command is known: :meth:`Registry.parse` re-raises
+    it as a :class:`UsageError` with that command's forms."""
+
+
 class UnknownCommand(UserError):
     def __init__(self, word: str, suggestions: list[str]) -> None:
+        names = [f"`{escape(s)}`" for s in suggestions]
         hint = (
-            "Did you mean " + " or ".join(f"`{s}`" for s in suggestions) + "?"
-            if suggestions
-            else "Type `/defender help` for the list."
+            "Type `/defender help` for the list."
+            if not names
+            else "Did you mean " + " or ".join(names) + "?"
+            if len(names) <= 2
+            else "Did you mean one of these: " + ", ".join(names) + "?"
         )
-        super().__init__(f"`{word}` is not a Defender command. {hint}")
+        super().__init__(f"`{escape(word)}` is not a Defender command. {hint}")
         self.word = word
         self.suggestions = suggestions
 

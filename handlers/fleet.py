@@ -18,6 +18,7 @@ from handlers.registry import BotQuery, CommandSpec
 JOB_ID = re.compile(r"^j-[0-9a-f]{10}$")
 HOST_GLOB = re.compile(r"^[A-Za-z0-9.*?_\-\[\]!]{1,253}$")
 
+MAX_REPORTED = 80  # characters of an agent-reported version or OS name shown
 HOSTS_FORMS = ("hosts [glob]",)
 JOBS_FORMS = ("jobs [host]",)
 JOB_FORMS = ("job <job-id>",)
@@ -127,7 +128,7 @@ def render_hosts(hosts: list[HostView], pattern: str | None, *, now: float | Non
         scope = f" matching `{pattern}`" if pattern else ""
         return Rendered(
             f"No hosts{scope}",
-            [section(f"No enrolled hosts{scope}. Enroll one with `defender-bot enroll <host>`.")],
+            [section(f"No enrolled hosts{scope}. Enroll one with `defender-bot enroll &lt;host&gt;`.")],
         )
     lines = []
     for view in hosts[:100]:
@@ -138,7 +139,7 @@ def render_hosts(hosts: list[HostView], pattern: str | None, *, now: float | Non
         else:
             state = f":white_circle: offline, last seen {ago(view.last_seen, now)}"
         versions = " · ".join(
-            f"{name} `{value}`"
+            f"{name} `{_reported(value)}`"
             for name, value in (
                 ("agent", view.agent_version),
                 ("platform", view.platform_version),
@@ -147,18 +148,33 @@ def render_hosts(hosts: list[HostView], pattern: str | None, *, now: float | Non
             )
             if value
         )
-        os_name = f" · {escape(view.os)}" if view.os else ""
+        os_name = f" · {_reported(view.os)}" if view.os else ""
+        host = _reported(view.host, limit=253)
         lines.append(
-            f"*{view.host}* — {state}{os_name}\n    {versions}"
-            if versions
-            else f"*{view.host}* — {state}{os_name}"
+            f"*{host}* — {state}{os_name}\n    {versions}" if versions else f"*{host}* — {state}{os_name}"
         )
     online = sum(1 for v in hosts if v.online)
-    blocks: list[Block] = [section("\n".join(lines[:30]))]
-    for start in range(30, len(lines), 30):
-        blocks.append(section("\n".join(lines[start : start + 30])))
+    chunks = [lines[0]]
+    for line in lines[1:]:  # a new section rather than one cut off at Slack's 3,000 characters
+        if len(chunks[-1]) + 1 + len(line) > SECTION_MAX:
+            chunks.append(line)
+        else:
+            chunks[-1] += "\n" + line
+    blocks: list[Block] = [section(chunk) for chunk in chunks]
+    if len(hosts) > len(lines):
+        blocks.append(
+            context(f"Showing the first {len(lines)} hosts; narrow it with a pattern: `hosts web-*`.")
+        )
     blocks.append(context(f"{online} of {len(hosts)} online"))
     return Rendered(f"{len(hosts)} hosts, {online} online", blocks)
+
+
+def _reported(value: str, *, limit: int = MAX_REPORTED) -> str:
+    """A value an agent reported about itself, made inert: an agent may be compromised, and its
+    version string must not become a mention or a link (``<!channel>``), end a code span (backticks
+    are dropped), or break the line (whitespace collapsed); long values are cut."""
+    flat = " ".join(value.replace("`", "").split())
+    return escape(clip(flat, limit))
 
 
 def _job_line(job: JobView, now: float) -> str:
@@ -191,7 +207,7 @@ def render_jobs(jobs: list[JobView], host: str | None, *, now: float | None = No
         else:
             chunks[-1] += "\n" + line
     blocks: list[Block] = [section(chunk) for chunk in chunks]
-    blocks.append(context("`job <id>` shows one in full"))
+    blocks.append(context("`job &lt;id&gt;` shows one in full"))
     return Rendered(f"Recent jobs{scope}: {len(jobs)}", blocks)
 
 

@@ -1,9 +1,17 @@
 """From the text Slack sends to words and flags, before any command sees it.
 
 Slack escapes ``& < >`` as entities and wraps things that look like links or mentions in ``<...>``;
-phones and Macs turn quotes into smart quotes and ``--`` into a dash. We undo all of that first, then
+phones and Macs turn quotes into smart quotes and ``--`` into a dash. We undo the escaping first, then
 split into words: quotes group words (a path with spaces), backslashes stay literal (Windows paths),
 and ``--reason`` takes the rest of the line verbatim.
+
+Quotes: straight and smart double quotes (``DOUBLE_QUOTES``) open and close a double-quoted part,
+straight and smart single quotes (``SINGLE_QUOTES``) a single-quoted one; a part ends at the next quote
+of its own kind. Only those delimiters are read as quotes: what lies between them is kept exactly as
+typed (a right single quote U+2019 inside double quotes stays U+2019). Text that cannot be kept safely
+is refused with the reason rather than changed: an invisible or control character (U+200B, U+FEFF,
+U+202E…) inside a word or inside quotes, or an unusual space (no-break space…) inside quotes, would
+silently name a different path. Between words such characters are only separators, and are dropped.
 
 A dash-like character (en dash, em dash, minus sign... see ``DASHES``) at the start of an unquoted word,
 before a letter, was an option prefix mangled by a keyboard or a copy-paste: it reads as ``--`` in chat
@@ -14,31 +22,18 @@ Quoted text is never rewritten.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 
 from agent_bridge import values
-from handlers.errors import UsageError
+from handlers.errors import TextError, UsageError
 
 _LINK = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
-_SMART = str.maketrans(
-    {
-        "\u201c": '"',
-        "\u201d": '"',
-        "\u201e": '"',
-        "\u201f": '"',
-        "\u2018": "'",
-        "\u2019": "'",
-        "\u201a": "'",
-        "\u201b": "'",
-        "\u00a0": " ",
-        "\u2007": " ",
-        "\u202f": " ",
-        "\u200b": None,
-        "\ufeff": None,
-    }
-)
+DOUBLE_QUOTES = frozenset('"\u201c\u201d\u201e\u201f')
+SINGLE_QUOTES = frozenset("'\u2018\u2019\u201a\u201b")
+_HIDDEN = frozenset({"Cc", "Cf", "Cs"})  # control, format (zero-width, bidi, BOM), lone surrogates
 # Hyphen, non-breaking hyphen, figure/en/em dash, horizontal bar, minus sign, small and full-width forms.
 DASHES = frozenset("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d")
 _ASCII_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
@@ -62,9 +57,21 @@ def decode_slack(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-def normalise(text: str) -> str:
-    """Straighten smart quotes and unusual spaces, drop zero-width characters (dashes: see ``split``)."""
-    return text.translate(_SMART).strip()
+def command_word(raw: str) -> str | None:
+    """The first word of Slack's text (the command name), as far as it can be read without splitting
+    the whole line: for naming the command in a refusal of a line that cannot be split."""
+    words = decode_slack(raw).split(maxsplit=1)
+    word = "".join(ch for ch in words[0] if not _hidden(ch)) if words else ""
+    return word or None
+
+
+def _hidden(ch: str) -> bool:
+    """A character that does not show, or is not text: never silently part of a value."""
+    return unicodedata.category(ch) in _HIDDEN and not ch.isspace()
+
+
+def _name(ch: str) -> str:
+    return f"U+{ord(ch):04X} {unicodedata.name(ch, '')}".rstrip()
 
 
 @dataclass(frozen=True)
@@ -83,8 +90,8 @@ class Token:
 
 
 def split_tokens(raw: str) -> tuple[list[Token], str | None]:
-    """Slack's text → tokens and the ``--reason`` text, if any."""
-    return _split(normalise(decode_slack(raw)))
+    """Slack's text → tokens and the ``--reason`` text, if any. Raises :class:`TextError`."""
+    return _split(decode_slack(raw))
 
 
 def words_of(tokens: Iterable[Token], reason: str | None, *, dash: str) -> Words:
@@ -93,7 +100,7 @@ def words_of(tokens: Iterable[Token], reason: str | None, *, dash: str) -> Words
 
 
 def split(text: str) -> Words:
-    """Split decoded, normalised text into chat words. ``--reason`` swallows the rest of the line."""
+    """Split decoded text into chat words. ``--reason`` swallows the rest of the line."""
     tokens, reason = _split(text)
     return words_of(tokens, reason, dash="--")
 
@@ -103,37 +110,99 @@ def _is_reason(text: str, i: int, flag: str) -> bool:
     return text.startswith(flag, i) and (end == len(text) or text[end].isspace())
 
 
+def _between_words(text: str, i: int) -> int | None:
+    """If ``text[i]`` starts a run of hidden characters that ends a word (whitespace or the end after
+    it), the index after the run: such characters are only separators. Else None."""
+    j = i
+    while j < len(text) and _hidden(text[j]):
+        j += 1
+    return j if j == len(text) or text[j].isspace() else None
+
+
 def _split(text: str) -> tuple[list[Token], str | None]:
     tokens: list[Token] = []
     i, n = 0, len(text)
     while i < n:
-        if text[i].isspace():
+        if text[i].isspace() or _hidden(text[i]):  # between words: a separator, nothing more
             i += 1
             continue
         dashed = text[i] in DASHES and i + 1 < n and text[i + 1] in _ASCII_LETTERS
         if _is_reason(text, i, REASON_FLAG) or (dashed and _is_reason(text, i + 1, "reason")):
             reason = text[i + (len(REASON_FLAG) if not dashed else 1 + len("reason")) :].strip()
             if not reason:
-                raise UsageError("`--reason` needs some text after it: `--reason suspected phishing`")
+                raise TextError("`--reason` needs some text after it: `--reason suspected phishing`")
             return tokens, reason
+        start = i
         if dashed:
             i += 1
         word: list[str] = []
         while i < n and not text[i].isspace():
-            if text[i] in "\"'":
-                quote = text[i]
-                end = text.find(quote, i + 1)
+            ch = text[i]
+            if ch in DOUBLE_QUOTES or ch in SINGLE_QUOTES:
+                closers = DOUBLE_QUOTES if ch in DOUBLE_QUOTES else SINGLE_QUOTES
+                end = next((j for j in range(i + 1, n) if text[j] in closers), -1)
                 if end < 0:
-                    raise UsageError(
-                        f"a {quote} quote is not closed; put the matching {quote} at the end of the value"
-                    )
-                word.append(text[i + 1 : end])
+                    raise TextError(_unclosed(text, start=start, at=i))
+                quoted = text[i + 1 : end]
+                _refuse_hidden_in_quotes(quoted)
+                word.append(quoted)
                 i = end + 1
+            elif _hidden(ch):
+                after = _between_words(text, i)
+                if after is None:
+                    raise TextError(_hidden_in_word(text, start=start, at=i))
+                i = after
             else:
-                word.append(text[i])
+                word.append(ch)
                 i += 1
         tokens.append(Token("".join(word), dashed))
     return tokens, None
+
+
+def _word_at(text: str, start: int) -> str:
+    end = start
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    return text[start:end]
+
+
+def _unclosed(text: str, *, start: int, at: int) -> str:
+    quote, word = text[at], _word_at(text, start)
+    if at == start:
+        kind = "double" if quote in DOUBLE_QUOTES else "single"
+        return (
+            f"The {kind} quote {values.shown(quote)} before {values.shown(word[1:])} is not closed; "
+            "put the matching quote at the end of the value."
+        )
+    if quote in SINGLE_QUOTES:
+        wrapped = values.shown('"' + word + '"')
+        return (
+            f"The {values.shown(quote)} in {values.shown(word)} starts a quote that is never closed. "
+            f"If it is part of the path, put the whole value in double quotes: {wrapped}."
+        )
+    return (
+        f"The {values.shown(quote)} in {values.shown(word)} starts a quote that is never closed; "
+        "Windows paths cannot contain a double quote, so remove it or close the quote."
+    )
+
+
+def _hidden_in_word(text: str, *, start: int, at: int) -> str:
+    return (
+        f"{values.shown(_word_at(text, start))} contains an invisible character, {_name(text[at])}, "
+        "which would make it a different value; delete it (retype the word) and send the command again."
+    )
+
+
+def _refuse_hidden_in_quotes(quoted: str) -> None:
+    """Quoted text is kept as typed, so what cannot be kept as typed is refused, not changed."""
+    for ch in quoted:
+        if _hidden(ch) or (ch.isspace() and ch != " "):
+            what = "an invisible or control character" if _hidden(ch) else "an unusual space"
+            fix = "delete it" if _hidden(ch) else "type a plain space instead"
+            raise TextError(
+                f"The quoted value {values.shown(quoted)} contains {what}, {_name(ch)}, which would make "
+                f"it a different value; {fix} and send the command again."
+            )
 
 
 def tokenize(raw: str) -> Words:
@@ -201,15 +270,24 @@ def parse_arguments(
     return args
 
 
+def injection_problem(value: str, *, what: str, native: bool = False) -> str | None:
+    """Why ``value`` is refused if it starts with ``-`` or ``/`` (MpCmdRun reads both as its option
+    prefixes), else None. ``native``: a native-syntax line, whose own options are written ``-Name``."""
+    if not value.startswith(("-", "/")):
+        return None
+    options = (
+        "options are written `-Name`, each before its value" if native else "options are written `--name`"
+    )
+    return (
+        f"{what} starts with `{value[0]}`, which MpCmdRun would read as an option "
+        f"(argument injection), so it is refused. Values never start with `-` or `/`; {options}."
+    )
+
+
 def refuse_injection(value: str, *, what: str, usage: tuple[str, ...] = ()) -> None:
     """No value may start with ``-`` or ``/``: MpCmdRun would read it as one of its own options."""
-    if value.startswith(("-", "/")):
-        raise UsageError(
-            f"{what} starts with `{value[0]}`, which MpCmdRun would read as an option "
-            f"(argument injection), so it is refused. Values never start with `-` or `/`; "
-            f"options are written `--name`.",
-            usage=usage,
-        )
+    if (problem := injection_problem(value, what=what)) is not None:
+        raise UsageError(problem, usage=usage)
 
 
 def host_argument(value: str | None, *, usage: tuple[str, ...], example: str | None = None) -> str:

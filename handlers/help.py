@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from handlers.blocks import Rendered, context, fit, section
+from handlers.blocks import SECTION_MAX, Rendered, context, escape, fit, section
 from handlers.errors import UsageError
 from handlers.grammar import Words
 from handlers.registry import BotQuery, CommandSpec, Registry
@@ -36,20 +36,33 @@ SPEC = CommandSpec(
 
 def render_help(registry: Registry, topic: str | None, *, may_run: Callable[[str], bool]) -> Rendered:
     """``may_run(policy_name)`` answers from the access policy, so help lists only what works for you."""
+    usable = [s for s in registry if not s.native and s.forms_for(may_run)]
     if topic is not None:
         name, *narrower = topic.split()
-        return _render_one(registry.lookup(name), narrower, may_run=may_run)
-    usable = [s for s in registry if not s.native and any(may_run(p) for p in s.policy_names)]
-    lines = [f"• `/defender {spec.forms[0]}` — {spec.summary}" for spec in usable]
-    natives = [s.name for s in registry if s.native and any(may_run(p) for p in s.policy_names)]
-    blocks = [section("*Defender commands you can run here*\n" + "\n".join(lines))]
+        # "help nonesuch": did you mean a close name, else the commands you can run (not "type help").
+        spec = registry.lookup(name, otherwise=[s.name for s in usable])
+        return _render_one(spec, narrower, may_run=may_run)
+    lines = [
+        "• "
+        + " · ".join(_usage_line(form) for form in spec.forms_for(may_run))
+        + f" — {escape(spec.summary)}"
+        for spec in usable
+    ]
+    natives = [s.name for s in registry if s.native and s.forms_for(may_run)]
+    chunks = ["*Defender commands you can run here*"]
+    for line in lines:  # a new section rather than one cut off at Slack's 3,000 characters
+        if len(chunks[-1]) + 1 + len(line) > SECTION_MAX:
+            chunks.append(line)
+        else:
+            chunks[-1] += "\n" + line
+    blocks = [section(chunk) for chunk in chunks]
     if natives:
-        blocks.append(context("Native syntax also works: " + ", ".join(f"`{n}`" for n in natives)))
+        blocks.append(context("Native syntax also works: " + ", ".join(f"`{escape(n)}`" for n in natives)))
     if len(usable) <= 1:
         blocks.append(
             context("You have no other commands here; ask a fleet admin for a grant in the access policy.")
         )
-    blocks.append(context("`/defender help <command>` shows the forms of one command and an example."))
+    blocks.append(context(f"{_usage_line('help <command>')} shows the forms of one command and an example."))
     return fit(Rendered(text="Defender commands you can run", blocks=blocks), raw="", filename="help.txt")
 
 
@@ -61,9 +74,9 @@ def _render_one(spec: CommandSpec, narrower: list[str], *, may_run: Callable[[st
         raise UsageError(
             f"`{spec.name}` has no form with `{wanted}`.", usage=spec.forms, example=f"help {spec.name}"
         )
-    forms = "\n".join(f"`/defender {form}`" for form in shown)
+    forms = "\n".join(_usage_line(form) for form in shown)
     fits = all(w.lower() in _words(spec.example) for w in narrower)  # "help dynsig add": not "dynsig list"
-    example = f"\nExample: `/defender {spec.example}`" if fits else ""
+    example = f"\nExample: {_usage_line(spec.example)}" if fits else ""
     allowed = [p for p in spec.policy_names if may_run(p)]
     access = (
         "You may run this here."
@@ -73,10 +86,15 @@ def _render_one(spec: CommandSpec, narrower: list[str], *, may_run: Callable[[st
         else "The access policy does not let you run this here."
     )
     blocks = [
-        section(f"*{spec.name}* — {spec.summary}\n{forms}{example}"),
+        section(f"*{escape(spec.name)}* — {escape(spec.summary)}\n{forms}{example}"),
         context(access),
     ]
     return fit(Rendered(text=f"How to use {spec.name}", blocks=blocks), raw="", filename="help.txt")
+
+
+def _usage_line(form: str) -> str:
+    """A form as Slack must receive it: ``<host>`` escaped, or Slack reads it as markup."""
+    return f"`/defender {escape(form)}`"
 
 
 def _words(form: str) -> set[str]:

@@ -6,7 +6,10 @@ nothing is ever passed through as text. Anything we do not offer is refused with
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from difflib import get_close_matches
 
+from agent_bridge import values
 from agent_bridge.commands import (
     AgentCommand,
     CancelCommand,
@@ -29,7 +32,7 @@ from agent_bridge.commands import (
     UpdateSource,
 )
 from handlers.errors import UsageError
-from handlers.grammar import Words, host_argument
+from handlers.grammar import Words, host_argument, injection_problem
 from handlers.registry import CommandSpec, HostAction
 from handlers.validation import build, whole_number
 
@@ -38,10 +41,14 @@ from handlers.validation import build, whole_number
 MPCMDRUN_FORMS = ("mpcmdrun <host> -<Command> [-<Option> [<value>]]...",)
 MPCMDRUN_EXAMPLE = "mpcmdrun host42 -Scan -ScanType 2"
 
-# Options that take a value; every other option is a switch. Names are compared lower-cased.
+# Options that take a value, and switches; names are compared lower-cased, without the prefix.
 _VALUED = {
     "scantype", "file", "timeout", "path", "name", "filepath", "grouping", "level", "supportloglocation",
     "signaturesetid",
+}  # fmt: skip
+_SWITCHES = {
+    "cancel", "disableremediation", "bootsectorscan", "cputhrottling", "mmpc", "unc", "all",
+    "dynamicsignatures", "engine", "listall",
 }  # fmt: skip
 # Commands MpCmdRun has that we deliberately do not offer, with the chat form to use instead.
 _NOT_OFFERED = {
@@ -65,35 +72,118 @@ _NOT_OFFERED = {
     "h": "use `/defender help`",
     "?": "use `/defender help`",
 }
+# How MpCmdRun's documentation writes the options and commands we name in messages.
+_SPELLING = {
+    "scan": "Scan", "scantype": "ScanType", "file": "File", "timeout": "Timeout", "path": "Path",
+    "name": "Name", "filepath": "FilePath", "grouping": "Grouping", "level": "Level",
+    "supportloglocation": "SupportLogLocation", "signaturesetid": "SignatureSetID", "cancel": "Cancel",
+    "disableremediation": "DisableRemediation", "bootsectorscan": "BootSectorScan",
+    "cputhrottling": "CpuThrottling", "mmpc": "MMPC", "unc": "UNC", "all": "All",
+    "dynamicsignatures": "DynamicSignatures", "engine": "Engine", "listall": "ListAll",
+    "signatureupdate": "SignatureUpdate", "removedefinitions": "RemoveDefinitions", "restore": "Restore",
+    "checkexclusion": "CheckExclusion", "validatemapsconnection": "ValidateMapsConnection",
+    "trace": "Trace", "getfiles": "GetFiles", "getfilesdiagtrack": "GetFilesDiagTrack",
+    "adddynamicsignature": "AddDynamicSignature", "listalldynamicsignatures": "ListAllDynamicSignatures",
+    "removedynamicsignature": "RemoveDynamicSignature",
+}  # fmt: skip
+# The command an option belongs to, to name it when only options were given (``-ScanType 2``).
+_OPTION_OF = {
+    "scantype": "scan", "file": "scan", "timeout": "scan", "cancel": "scan", "disableremediation": "scan",
+    "bootsectorscan": "scan", "cputhrottling": "scan", "mmpc": "signatureupdate", "unc": "signatureupdate",
+    "dynamicsignatures": "removedefinitions", "engine": "removedefinitions", "listall": "restore",
+    "name": "restore", "filepath": "restore", "grouping": "trace", "level": "trace",
+    "supportloglocation": "getfiles", "signaturesetid": "removedynamicsignature",
+}  # fmt: skip
 
 
 def _usage(problem: str) -> UsageError:
     return MPCMDRUN.usage_error(problem)
 
 
-def _options(words: tuple[str, ...]) -> list[tuple[str, str | None]]:
+def _doc(name: str) -> str:
+    return "-" + _SPELLING.get(name, name)
+
+
+@dataclass(frozen=True)
+class _Option:
+    name: str  # lower-cased, without its prefix: "scantype"
+    word: str  # as typed: "/SCANTYPE"
+    value: str | None = None
+
+
+@dataclass(frozen=True)
+class _Line:
+    """One MpCmdRun command line as typed: its one command option and the other options.
+
+    Messages echo the user's own spelling (``/SCAN``); an option they did not type is written as
+    MpCmdRun's documentation writes it.
+    """
+
+    command: str  # the command option as typed: "-Scan", "/scan"
+    options: dict[str, _Option]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.options
+
+    def __len__(self) -> int:
+        return len(self.options)
+
+    def get(self, name: str) -> str | None:
+        option = self.options.get(name)
+        return option.value if option is not None else None
+
+    def word(self, name: str) -> str:
+        option = self.options.get(name)
+        return option.word if option is not None else _doc(name)
+
+    def take(self, allowed: set[str], *, with_: str | None = None) -> None:
+        """Refuse options that do not go with this command (``with_``: the words it is named by)."""
+        unknown = [option.word for name, option in self.options.items() if name not in allowed]
+        if unknown:
+            listed = ", ".join(f"`{word}`" for word in unknown)
+            verb = "does" if len(unknown) == 1 else "do"
+            raise _usage(f"{listed} {verb} not go with `{with_ or self.command}`.")
+
+
+def _is_option(word: str) -> bool:
+    return word.startswith(("-", "/")) and len(word) >= 2
+
+
+def _known(word: str) -> bool:
+    name = word[1:].lower()
+    return _is_option(word) and (
+        name in _VALUED or name in _SWITCHES or name in _MPCMDRUN or name in _NOT_OFFERED
+    )
+
+
+def _options(words: tuple[str, ...]) -> list[_Option]:
     """MpCmdRun's argument rules: ``-`` or ``/`` prefix, case-insensitive names, values after them."""
-    options: list[tuple[str, str | None]] = []
+    options: list[_Option] = []
     i = 0
     while i < len(words):
         word = words[i]
-        if not word.startswith(("-", "/")) or len(word) < 2:
+        if not _is_option(word):
             raise _usage(f"`{word}` is not an option; MpCmdRun options start with `-` or `/`.")
         name = word[1:].lower()
         value = None
         if name in _VALUED:
-            if i + 1 >= len(words) or words[i + 1].startswith(("-", "/")):
+            following = words[i + 1] if i + 1 < len(words) else None
+            if following is None or _known(following):
                 raise _usage(f"`{word}` needs a value.")
-            value = words[i + 1]
+            # Not an option we know, yet it starts like one: MpCmdRun would read it as an option.
+            if problem := injection_problem(following, what=f"The value after `{word}`", native=True):
+                raise _usage(problem)
+            value = following
             i += 1
-        if any(name == seen for seen, _ in options):
+        if any(name == seen.name for seen in options):
             raise _usage(f"`{word}` is given twice.")
-        options.append((name, value))
+        options.append(_Option(name, word, value))
         i += 1
     return options
 
 
 def parse_mpcmdrun(words: Words) -> HostAction:
+    """MpCmdRun's own rule: options in any order, exactly one of them a command (``-ScanType 2 -Scan``)."""
     host = host_argument(
         words.words[0] if words.words else None, usage=MPCMDRUN_FORMS, example=MPCMDRUN_EXAMPLE
     )
@@ -104,163 +194,188 @@ def parse_mpcmdrun(words: Words) -> HostAction:
     options = _options(words.words[1:])
     if not options:
         raise _usage("Name an MpCmdRun command, such as `-Scan -ScanType 1`.")
-    command_name, _ = options[0]
-    opts = dict(options[1:])
-    builder = _MPCMDRUN.get(command_name)
-    if builder is None:
-        raise _usage(
-            f"`-{command_name}` is not an MpCmdRun command we run. See `/defender help` for the chat forms."
-        )
-    command = builder(opts)
-    return HostAction(host, command, words.reason)
+    commands = [option for option in options if option.name in _MPCMDRUN]
+    if len(commands) > 1:
+        listed = " and ".join(f"`{c.word}`" for c in commands)
+        raise _usage(f"{listed} are both MpCmdRun commands; MpCmdRun runs exactly one command at a time.")
+    if not commands:
+        raise _usage(_no_command(options))
+    command = commands[0]
+    line = _Line(command.word, {o.name: o for o in options if o is not command})
+    return HostAction(host, _MPCMDRUN[command.name](line), words.reason)
 
 
-def _take(opts: dict[str, str | None], allowed: set[str], command: str) -> dict[str, str | None]:
-    unknown = set(opts) - allowed
+def _no_command(options: list[_Option]) -> str:
+    unknown = [o for o in options if o.name not in _VALUED and o.name not in _SWITCHES]
     if unknown:
-        listed = ", ".join(f"`-{u}`" for u in sorted(unknown))
-        raise _usage(f"{listed} does not go with `-{command}`.")
-    return opts
-
-
-def _scan(opts: dict[str, str | None]) -> AgentCommand:
-    if "cancel" in opts:
-        _take(opts, {"cancel"}, "Scan -Cancel")
-        return CancelCommand()
-    _take(
-        opts, {"scantype", "file", "disableremediation", "bootsectorscan", "cputhrottling", "timeout"}, "Scan"
+        close = get_close_matches(unknown[0].name, list(_MPCMDRUN), n=1)
+        hint = f" Did you mean `{_doc(close[0])}`?" if close else " See `/defender help` for the chat forms."
+        listed = ", ".join(f"`{o.word}`" for o in unknown)
+        return f"{listed} is not an MpCmdRun command we run.{hint}"
+    owner = next((_OPTION_OF[o.name] for o in options if o.name in _OPTION_OF), "scan")
+    listed = " ".join(f"`{o.word}{' ' + o.value if o.value is not None else ''}`" for o in options)
+    return (
+        f"{listed}: options, but no command. Name exactly one MpCmdRun command too, such as `{_doc(owner)}`."
     )
-    raw_type = opts.get("scantype", "1") or "1"
+
+
+def _scan(line: _Line) -> AgentCommand:
+    if "cancel" in line:
+        line.take({"cancel"}, with_=f"{line.command} {line.word('cancel')}")
+        return CancelCommand()
+    if "path" in line:  # the common mistake the reference names: MpCmdRun answers 0x80070667
+        suggestion = values.shown(f"{line.command} {line.word('scantype')} 3 -File {line.get('path')}")
+        raise _usage(
+            f"`{line.word('path')}` is not a scan option: a custom scan takes its file or folder with "
+            f"`-File`: {suggestion}."
+        )
+    line.take({"scantype", "file", "disableremediation", "bootsectorscan", "cputhrottling", "timeout"})
+    raw_type = line.get("scantype") or "1"
     types = {"0": ScanType.DEFAULT, "1": ScanType.QUICK, "2": ScanType.FULL, "3": ScanType.CUSTOM}
     if raw_type not in types:
         raise _usage(
-            f"`-ScanType {raw_type}` is not valid; use 0 (default), 1 (quick), 2 (full) or 3 (custom)."
+            f"{values.shown(line.word('scantype') + ' ' + raw_type)} is not valid; "
+            "use 0 (default), 1 (quick), 2 (full) or 3 (custom)."
         )
     scan_type = types[raw_type]
-    if scan_type is ScanType.CUSTOM and "file" not in opts:
-        raise _usage("`-ScanType 3` (custom) needs `-File <path>`: `-Scan -ScanType 3 -File C:\\folder`.")
-    custom_only = [name for name in ("file", "disableremediation", "bootsectorscan") if name in opts]
+    if scan_type is ScanType.CUSTOM and "file" not in line:
+        raise _usage(
+            f"`{line.word('scantype')} 3` (custom) needs `-File <path>`: "
+            f"`{line.command} {line.word('scantype')} 3 -File C:\\folder`."
+        )
+    custom_only = [
+        line.word(name) for name in ("file", "disableremediation", "bootsectorscan") if name in line
+    ]
     if scan_type is not ScanType.CUSTOM and custom_only:
-        listed = " and ".join(f"`-{_SPELLING[name]}`" for name in custom_only)
-        raise _usage(f"{listed} go with a custom scan: `-Scan -ScanType 3 -File <path>`.")
-    timeout = opts.get("timeout")
+        listed = " and ".join(f"`{word}`" for word in custom_only)
+        raise _usage(f"{listed} go with a custom scan: `{line.command} -ScanType 3 -File <path>`.")
+    timeout = line.get("timeout")
     days = whole_number(timeout, 1, 30) if timeout is not None else None
     if timeout is not None and days is None:
-        raise _usage(f"`-Timeout {timeout}` must be a whole number of days from 1 to 30, such as `3`.")
+        raise _usage(
+            f"{values.shown(line.word('timeout') + ' ' + timeout)} must be a whole number of days "
+            "from 1 to 30, such as `3`."
+        )
     return build(
         ScanCommand,
         _usage,
         scan_type=scan_type,
-        path=opts.get("file"),
-        disable_remediation="disableremediation" in opts,
-        boot_sector="bootsectorscan" in opts,
+        path=line.get("file"),
+        disable_remediation="disableremediation" in line,
+        boot_sector="bootsectorscan" in line,
         timeout_days=days,
-        cpu_throttling="cputhrottling" in opts,
+        cpu_throttling="cputhrottling" in line,
     )
 
 
-def _update(opts: dict[str, str | None]) -> AgentCommand:
-    _take(opts, {"mmpc", "unc", "path"}, "SignatureUpdate")
-    if "mmpc" in opts and "unc" in opts:
-        raise _usage("`-MMPC` and `-UNC` cannot be used together.")
-    if "path" in opts and "unc" not in opts:
-        raise _usage("`-Path` goes with `-UNC`: `-SignatureUpdate -UNC -Path \\\\server\\share`.")
+def _update(line: _Line) -> AgentCommand:
+    line.take({"mmpc", "unc", "path"})
+    if "mmpc" in line and "unc" in line:
+        raise _usage(f"`{line.word('mmpc')}` and `{line.word('unc')}` cannot be used together.")
+    if "path" in line and "unc" not in line:
+        raise _usage(
+            f"`{line.word('path')}` goes with `-UNC`: `{line.command} -UNC {line.word('path')} "
+            "\\\\server\\share`."
+        )
     source = (
-        UpdateSource.MMPC if "mmpc" in opts else UpdateSource.UNC if "unc" in opts else UpdateSource.DEFAULT
+        UpdateSource.MMPC if "mmpc" in line else UpdateSource.UNC if "unc" in line else UpdateSource.DEFAULT
     )
-    return build(UpdateCommand, _usage, source=source, unc_path=opts.get("path"))
+    return build(UpdateCommand, _usage, source=source, unc_path=line.get("path"))
 
 
-def _rollback(opts: dict[str, str | None]) -> AgentCommand:
-    _take(opts, {"all", "dynamicsignatures", "engine"}, "RemoveDefinitions")
-    if len(opts) > 1:
-        raise _usage("Use one of `-All`, `-DynamicSignatures` or `-Engine`.")
+def _rollback(line: _Line) -> AgentCommand:
+    line.take({"all", "dynamicsignatures", "engine"})
+    if len(line) > 1:
+        listed = ", ".join(f"`{line.word(name)}`" for name in line.options)
+        raise _usage(f"Use one of `-All`, `-DynamicSignatures` or `-Engine`, not {listed}.")
     scope = {
         "all": RollbackScope.ALL,
         "dynamicsignatures": RollbackScope.DYNAMIC,
         "engine": RollbackScope.ENGINE,
     }
-    return RollbackCommand(scope=scope[next(iter(opts))] if opts else RollbackScope.INTELLIGENCE)
+    return RollbackCommand(scope=scope[next(iter(line.options))] if len(line) else RollbackScope.INTELLIGENCE)
 
 
-def _restore(opts: dict[str, str | None]) -> AgentCommand:
-    _take(opts, {"listall", "name", "all", "filepath", "path"}, "Restore")
-    if "listall" in opts:
-        _take(opts, {"listall"}, "Restore -ListAll")
+def _restore(line: _Line) -> AgentCommand:
+    line.take({"listall", "name", "all", "filepath", "path"})
+    if "listall" in line:
+        line.take({"listall"}, with_=f"{line.command} {line.word('listall')}")
         return QuarantineListCommand()
-    if "name" not in opts and "filepath" not in opts:
+    if "name" not in line and "filepath" not in line:
         raise _usage(
-            "`-Restore` needs `-ListAll` (list the quarantine), `-Name <threat>` or `-FilePath <path>`: "
-            "`-Restore -Name Virus:DOS/EICAR_Test_File [-All] [-Path <dir>]`."
+            f"`{line.command}` needs `-ListAll` (list the quarantine), `-Name <threat>` or "
+            "`-FilePath <path>`: "
+            f"`{line.command} -Name Virus:DOS/EICAR_Test_File [-All] [-Path <dir>]`."
         )
-    if "name" in opts and "filepath" in opts:
-        raise _usage("Use `-Name <threat>` or `-FilePath <path>` with `-Restore`, not both.")
-    if "all" in opts and "name" not in opts:
-        raise _usage("`-All` goes with `-Name`: `-Restore -Name <threat> -All`.")
+    if "name" in line and "filepath" in line:
+        raise _usage(
+            f"Use `{line.word('name')}` or `{line.word('filepath')}` with `{line.command}`, not both."
+        )
+    if "all" in line and "name" not in line:
+        raise _usage(
+            f"`{line.word('all')}` goes with `-Name`: `{line.command} -Name <threat> {line.word('all')}`."
+        )
     return build(
         RestoreCommand,
         _usage,
-        name=opts.get("name"),
-        all_items="all" in opts,
-        file_path=opts.get("filepath"),
-        destination=opts.get("path"),
+        name=line.get("name"),
+        all_items="all" in line,
+        file_path=line.get("filepath"),
+        destination=line.get("path"),
     )
 
 
-def _simple(
-    factory: Callable[[], AgentCommand], name: str
-) -> Callable[[dict[str, str | None]], AgentCommand]:
-    def make(opts: dict[str, str | None]) -> AgentCommand:
-        _take(opts, set(), name)
+def _simple(factory: Callable[[], AgentCommand]) -> Callable[[_Line], AgentCommand]:
+    def make(line: _Line) -> AgentCommand:
+        line.take(set())
         return factory()
 
     return make
 
 
 def _with_path(
-    model: type[ExclusionCheckCommand] | type[DynamicSignatureAddCommand], name: str
-) -> Callable[[dict[str, str | None]], AgentCommand]:
-    def make(opts: dict[str, str | None]) -> AgentCommand:
-        _take(opts, {"path"}, name)
-        if opts.get("path") is None:
-            raise _usage(f"`-{name}` needs `-Path <path>`.")
-        return build(model, _usage, path=opts["path"])
+    model: type[ExclusionCheckCommand] | type[DynamicSignatureAddCommand],
+) -> Callable[[_Line], AgentCommand]:
+    def make(line: _Line) -> AgentCommand:
+        line.take({"path"})
+        path = line.get("path")
+        if path is None:
+            raise _usage(f"`{line.command}` needs `-Path <path>`: `{line.command} -Path C:\\folder\\file`.")
+        return build(model, _usage, path=path)
 
     return make
 
 
-def _trace(opts: dict[str, str | None]) -> AgentCommand:
-    _take(opts, {"grouping", "level"}, "Trace")
-    return build(TraceCommand, _usage, grouping=opts.get("grouping"), level=opts.get("level"))
+def _trace(line: _Line) -> AgentCommand:
+    line.take({"grouping", "level"})
+    return build(TraceCommand, _usage, grouping=line.get("grouping"), level=line.get("level"))
 
 
-def _getfiles(opts: dict[str, str | None]) -> AgentCommand:
-    _take(opts, {"supportloglocation"}, "GetFiles")
-    return build(GetFilesCommand, _usage, destination=opts.get("supportloglocation"))
+def _getfiles(line: _Line) -> AgentCommand:
+    line.take({"supportloglocation"})
+    return build(GetFilesCommand, _usage, destination=line.get("supportloglocation"))
 
 
-def _remove_dynsig(opts: dict[str, str | None]) -> AgentCommand:
-    _take(opts, {"signaturesetid"}, "RemoveDynamicSignature")
-    if opts.get("signaturesetid") is None:
-        raise _usage("`-RemoveDynamicSignature` needs `-SignatureSetID <id>`.")
-    return build(DynamicSignatureRemoveCommand, _usage, set_id=opts["signaturesetid"])
+def _remove_dynsig(line: _Line) -> AgentCommand:
+    line.take({"signaturesetid"})
+    set_id = line.get("signaturesetid")
+    if set_id is None:
+        raise _usage(f"`{line.command}` needs `-SignatureSetID <id>` (from `dynsig list <host>`).")
+    return build(DynamicSignatureRemoveCommand, _usage, set_id=set_id)
 
 
-# How MpCmdRun's documentation writes the options we name in messages.
-_SPELLING = {"file": "File", "disableremediation": "DisableRemediation", "bootsectorscan": "BootSectorScan"}
-
-_MPCMDRUN: dict[str, Callable[[dict[str, str | None]], AgentCommand]] = {
+_MPCMDRUN: dict[str, Callable[[_Line], AgentCommand]] = {
     "scan": _scan,
     "signatureupdate": _update,
     "removedefinitions": _rollback,
     "restore": _restore,
-    "checkexclusion": _with_path(ExclusionCheckCommand, "CheckExclusion"),
-    "validatemapsconnection": _simple(MapsCheckCommand, "ValidateMapsConnection"),
+    "checkexclusion": _with_path(ExclusionCheckCommand),
+    "validatemapsconnection": _simple(MapsCheckCommand),
     "trace": _trace,
     "getfiles": _getfiles,
-    "getfilesdiagtrack": _simple(lambda: GetFilesCommand(diagtrack=True), "GetFilesDiagTrack"),
-    "adddynamicsignature": _with_path(DynamicSignatureAddCommand, "AddDynamicSignature"),
-    "listalldynamicsignatures": _simple(DynamicSignatureListCommand, "ListAllDynamicSignatures"),
+    "getfilesdiagtrack": _simple(lambda: GetFilesCommand(diagtrack=True)),
+    "adddynamicsignature": _with_path(DynamicSignatureAddCommand),
+    "listalldynamicsignatures": _simple(DynamicSignatureListCommand),
     "removedynamicsignature": _remove_dynsig,
 }
 
@@ -295,33 +410,54 @@ MPCMDRUN = CommandSpec(
 # ---- Defender PowerShell cmdlets -----------------------------------------------------------------
 
 
+_AS_JOB = frozenset({"asjob"})
+
+
 def _cmdlet_options(
-    words: tuple[str, ...], spec: CommandSpec, valued: set[str], switches: frozenset[str] = frozenset()
+    words: tuple[str, ...],
+    usage: Callable[[str], UsageError],
+    valued: set[str],
+    switches: frozenset[str] = _AS_JOB,
 ) -> dict[str, str | None]:
-    """PowerShell parameters: ``-Name value`` or a ``-Switch``, names case-insensitive."""
+    """PowerShell parameters: ``-Name value``, ``-Name:value`` or a ``-Switch`` (``-Switch:$true``),
+    names case-insensitive. Every Defender cmdlet we take has ``-AsJob``; it is accepted and changes
+    nothing: every job already runs in the background on the agent and its result lands in the thread."""
+    known = valued | switches
     options: dict[str, str | None] = {}
     i = 0
     while i < len(words):
         word = words[i]
         if not word.startswith("-") or len(word) < 2:
-            raise spec.usage_error(f"`{word}` is not a parameter; parameters start with `-`.")
-        name = word[1:].lower()
+            raise usage(f"`{word}` is not a parameter; parameters start with `-`.")
+        name, colon, attached = word[1:].partition(":")
+        name = name.lower()
         if name in options:
-            raise spec.usage_error(f"`{word}` is given twice.")
+            raise usage(f"`{word}` is given twice.")
+        if name not in known:
+            accepted = sorted(f"`-{_CMDLET_SPELLING.get(v, v)}`" for v in known)
+            raise usage(f"`{word}` is not a parameter we accept here (accepted: {', '.join(accepted)}).")
         if name in switches:
+            if colon and attached.lower() not in {"$true", "$false"}:
+                raise usage(f"`{word}`: `-{_CMDLET_SPELLING[name]}` is a switch; write it alone.")
             options[name] = None
             i += 1
             continue
-        if name not in valued:
-            accepted = sorted(f"`-{_CMDLET_SPELLING.get(v, v)}`" for v in valued | switches)
-            raise spec.usage_error(
-                f"`{word}` is not a parameter we accept here (accepted: {', '.join(accepted) or 'none'})."
-            )
-        if i + 1 >= len(words) or words[i + 1].startswith(("-", "/")):
-            raise spec.usage_error(f"`{word}` needs a value.")
-        options[name] = words[i + 1]
+        if attached:  # -ScanType:FullScan
+            options[name] = attached
+            i += 1
+            continue
+        following = words[i + 1] if i + 1 < len(words) else None
+        if following is None or _is_parameter(following, known):
+            raise usage(f"`{word}` needs a value.")
+        if problem := injection_problem(following, what=f"The value after `{word}`", native=True):
+            raise usage(problem)
+        options[name] = following
         i += 2
     return options
+
+
+def _is_parameter(word: str, known: frozenset[str] | set[str]) -> bool:
+    return word.startswith("-") and word[1:].partition(":")[0].lower() in known
 
 
 _CMDLET_SPELLING = {
@@ -338,7 +474,7 @@ def parse_start_mpscan(words: Words) -> HostAction:
     host = host_argument(
         words.words[0] if words.words else None, usage=START_FORMS, example="Start-MpScan host42"
     )
-    opts = _cmdlet_options(words.words[1:], START_MPSCAN, {"scantype", "scanpath"}, frozenset({"asjob"}))
+    opts = _cmdlet_options(words.words[1:], START_MPSCAN.usage_error, {"scantype", "scanpath"})
     kinds = {"quickscan": ScanType.QUICK, "fullscan": ScanType.FULL, "customscan": ScanType.CUSTOM}
     raw = opts.get("scantype")
     if raw is not None and raw.lower() not in kinds:
@@ -365,7 +501,7 @@ START_MPSCAN = CommandSpec(
     native=True,
 )
 
-UPDATE_FORMS = ("Update-MpSignature <host> [-UpdateSource MMPC|FileShares]",)
+UPDATE_FORMS = ("Update-MpSignature <host> [-UpdateSource MMPC|FileShares] [-AsJob]",)
 # Sources Update-MpSignature knows but MpCmdRun (what the agent runs) cannot be told to use alone.
 _HOST_ORDER_ONLY = {
     "internaldefinitionupdateserver": "WSUS (InternalDefinitionUpdateServer)",
@@ -377,7 +513,7 @@ def parse_update_mpsignature(words: Words) -> HostAction:
     host = host_argument(
         words.words[0] if words.words else None, usage=UPDATE_FORMS, example="Update-MpSignature host42"
     )
-    opts = _cmdlet_options(words.words[1:], UPDATE_MPSIGNATURE, {"updatesource"})
+    opts = _cmdlet_options(words.words[1:], UPDATE_MPSIGNATURE.usage_error, {"updatesource"})
     source = opts.get("updatesource")
     sources = {None: UpdateSource.DEFAULT, "mmpc": UpdateSource.MMPC, "fileshares": UpdateSource.UNC}
     key = source.lower() if source else None
@@ -408,30 +544,29 @@ UPDATE_MPSIGNATURE = CommandSpec(
 
 
 def _no_parameters(spec_name: str, command: Callable[[], AgentCommand], chat: str) -> CommandSpec:
-    forms = (f"{spec_name} <host>",)
+    forms = (f"{spec_name} <host> [-AsJob]",)
+    example = f"{spec_name} host42"
+
+    def usage(problem: str) -> UsageError:
+        return UsageError(problem, usage=forms, example=example)
 
     def parse(words: Words) -> HostAction:
-        host = host_argument(
-            words.words[0] if words.words else None, usage=forms, example=f"{spec_name} host42"
-        )
-        if len(words.words) > 1:
-            raise UsageError(
-                f"`{spec_name}` takes no parameters here.", usage=forms, example=f"{spec_name} host42"
-            )
+        host = host_argument(words.words[0] if words.words else None, usage=forms, example=example)
+        _cmdlet_options(words.words[1:], usage, set())
         return HostAction(host, command(), words.reason)
 
     return CommandSpec(
         name=spec_name,
         summary=f"PowerShell's {spec_name}, run as `{chat}`",
         forms=forms,
-        example=f"{spec_name} host42",
+        example=example,
         policy_names=(chat,),
         parse=parse,
         native=True,
     )
 
 
-DETECTION_FORMS = ("Get-MpThreatDetection <host> [-ThreatID <id>[,<id>...]]",)
+DETECTION_FORMS = ("Get-MpThreatDetection <host> [-ThreatID <id>[,<id>...]] [-AsJob]",)
 
 
 def parse_get_mpthreatdetection(words: Words) -> HostAction:
@@ -439,7 +574,7 @@ def parse_get_mpthreatdetection(words: Words) -> HostAction:
     host = host_argument(
         words.words[0] if words.words else None, usage=DETECTION_FORMS, example="Get-MpThreatDetection host42"
     )
-    opts = _cmdlet_options(words.words[1:], GET_DETECTIONS, {"threatid"})
+    opts = _cmdlet_options(words.words[1:], GET_DETECTIONS.usage_error, {"threatid"})
     raw = opts.get("threatid")
     ids = [] if raw is None else [whole_number(part.strip(), 1, 2**63 - 1) for part in raw.split(",")]
     if None in ids:

@@ -49,7 +49,7 @@ MAX_FILES = 10  # per threat or restore
 
 def render_quarantine(report: QuarantineReport) -> Details:
     if not report.items:
-        return Details([section("Quarantine is empty.")])
+        return Details([section("Nothing is in quarantine.")])
     blocks: list[Block] = []
     for item in report.items[:MAX_ITEMS]:
         lines = [f"*{escape(item.threat)}*"]

@@ -18,9 +18,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent_bridge.commands import AgentCommand
-from handlers.blocks import Details
-from handlers.errors import UnknownCommand, UsageError, UserError
-from handlers.grammar import Words, split_tokens, words_of
+from handlers.blocks import Details, escape
+from handlers.errors import TextError, UnknownCommand, UsageError, UserError
+from handlers.grammar import Words, command_word, split_tokens, words_of
 
 Renderer = Callable[[Any], Details]
 """A report (of the kind its command makes) → the blocks under the result's headline."""
@@ -71,6 +71,21 @@ class CommandSpec:
     makes: tuple[type[BaseModel], ...] = ()
     timeout: Timeout = DEFAULT_TIMEOUT
     renderer: Renderer | None = None  # renders the report whose ``kind`` is this command's name
+    # The policy names each form can need, one entry per form (``dynsig add`` needs ``dynsig.add``);
+    # empty: every form can need any of ``policy_names``.
+    form_policies: tuple[tuple[str, ...], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.form_policies and (
+            len(self.form_policies) != len(self.forms)
+            or not {n for names in self.form_policies for n in names} <= set(self.policy_names)
+        ):
+            raise ValueError(f"{self.name!r}: form_policies must name one tuple of its policy names per form")
+
+    def forms_for(self, may_run: Callable[[str], bool]) -> tuple[str, ...]:
+        """The forms whose policy name the user may run."""
+        needs = self.form_policies or (self.policy_names,) * len(self.forms)
+        return tuple(form for form, names in zip(self.forms, needs, strict=True) if any(map(may_run, names)))
 
     def usage_error(self, problem: str) -> UsageError:
         return UsageError(problem, usage=self.forms, example=self.example)
@@ -117,12 +132,14 @@ class Registry:
     def get(self, name: str) -> CommandSpec | None:
         return self._names.get(name.lower())
 
-    def lookup(self, name: str) -> CommandSpec:
+    def lookup(self, name: str, *, otherwise: Iterable[str] = ()) -> CommandSpec:
+        """The command called ``name``; else "did you mean" the close names, or ``otherwise`` (the
+        commands to offer when nothing is close)."""
         spec = self.get(name)
         if spec is None:
             if name.lower() in self._refused:
-                raise UserError(f"`{name}` is not offered. {self._refused[name.lower()]}")
-            raise UnknownCommand(name, self.suggest(name))
+                raise UserError(f"`{escape(name)}` is not offered. {escape(self._refused[name.lower()])}")
+            raise UnknownCommand(name, self.suggest(name) or list(otherwise))
         return spec
 
     def suggest(self, word: str) -> list[str]:
@@ -139,12 +156,22 @@ class Registry:
 
     def parse(self, text: str) -> Request:
         """Chat text (after ``/defender``) → a typed request, or a UserError that says how to fix it."""
-        tokens, reason = split_tokens(text)
+        try:
+            tokens, reason = split_tokens(text)
+        except TextError as exc:
+            raise self._with_forms(text, exc) from None
         if not tokens:
             return BotQuery(name="help", policy_name="help")
         spec = self.lookup(tokens[0].text)
         # A dash a phone or a copy-paste made of "-" means MpCmdRun's "-" in native syntax, "--" in ours.
         return spec.parse(words_of(tokens[1:], reason, dash="-" if spec.native else "--"))
+
+    def _with_forms(self, text: str, exc: TextError) -> UserError:
+        """A line that could not be split still names its command first: show that command's forms."""
+        name = command_word(text)
+        if name is None:
+            return exc
+        return self.lookup(name).usage_error(exc.problem)  # lookup raises for an unknown command
 
     def owner(self, command: AgentCommand) -> CommandSpec:
         """The command that owns this typed model: its time limit and renderer apply."""

@@ -90,7 +90,7 @@ def render_result(
     blocks = [headline, *body, *error, footer, *preview]
     attachment = None
     if (show_output and long_output) or details.shortened or cut:
-        attachment = _attachment(result, host=host)
+        attachment = _attachment(result, host=host, full_text=details.full_text)
     rendered = Rendered(f"{result.status}: {outcome.summary}", blocks, attachment)
     return fit(rendered, raw=raw, filename=_filename(result, host))
 
@@ -99,9 +99,12 @@ def _filename(result: JobResult, host: str) -> str:
     return f"{result.job_id}-{host}.txt"
 
 
-def _attachment(result: JobResult, *, host: str) -> Attachment:
-    """The tool's full output (as much as the agent kept); the parsed report when it printed nothing."""
+def _attachment(result: JobResult, *, host: str, full_text: str | None) -> Attachment:
+    """The report written out for people when its renderer gives one (PowerShell's JSON is no read);
+    else the tool's full output (as much as the agent kept); the parsed report when it printed nothing."""
     filename = _filename(result, host)
+    if full_text is not None:
+        return Attachment(filename, full_text, title=filename)
     raw = result.output_tail
     if not raw.strip() and result.outcome.report is not None:
         return Attachment(filename, result.outcome.report.model_dump_json(indent=2), title=filename)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from agent_bridge.commands import CancelCommand, ScanCommand, ScanType
 from agent_bridge.reports import CancelReport, ScanReport
-from handlers.blocks import Details, escape, fields, more, section
+from handlers.blocks import Details, cut_section, escape, fields, more, section
 from handlers.errors import UsageError
 from handlers.forms import host_only
 from handlers.grammar import Flag, Words, host_argument, parse_arguments
@@ -64,27 +64,33 @@ def parse(words: Words) -> HostAction:
 MAX_DETECTIONS = 10  # two blocks each: with the rest of a result, well inside 50 blocks
 MAX_RESOURCES = 10
 DAY = 86400.0
+SLACK = 600.0  # MpCmdRun stops the scan at its own limit and reports; the agent kills only after this
 
 
 def timeout(command: ScanCommand) -> float:
-    """MpCmdRun's own limit (``-Timeout`` days, else 7 for full and 1 for others) plus some slack."""
-    if command.timeout_days is not None:
-        return command.timeout_days * DAY + 600.0
-    return 7 * DAY if command.scan_type is ScanType.FULL else DAY
+    """MpCmdRun's own limit (``-Timeout`` days, else its defaults: 7 for full and 1 for others) plus
+    some slack, with or without ``--timeout``: the agent must not kill MpCmdRun at the very moment it
+    would stop by itself and say so."""
+    days = command.timeout_days
+    if days is None:
+        days = 7 if command.scan_type is ScanType.FULL else 1
+    return days * DAY + SLACK
 
 
 def render(report: ScanReport) -> Details:
     """Details under the result's headline (which already carries the summary)."""
     target = f" in `{escape(report.target)}`" if report.target else ""
     if report.outcome == "skipped":
+        where = f"`{escape(report.target)}`" if report.target else "the path"
         return Details(
-            [section("Defender skipped the path: it is excluded from scanning (see `exclusion`).")]
+            [section(f"Defender skipped {where}: it is excluded from scanning (see `exclusion`).")]
         )
     if report.outcome != "threats":
         return Details()
     count = report.threats_found or len(report.detections)
     noun = "threat" if count == 1 else "threats"
     blocks = [section(f":rotating_light: *{count} {noun} found*{target}.")]
+    cut = False
     for detection in report.detections[:MAX_DETECTIONS]:
         state = {True: "remediated", False: "*not remediated*", None: "remediation unknown"}[
             detection.remediated
@@ -93,7 +99,9 @@ def render(report: ScanReport) -> Details:
         if len(detection.resources) > MAX_RESOURCES:
             shown.append(f"…and {len(detection.resources) - MAX_RESOURCES} more")
         blocks.append(fields([("Threat", f"`{escape(detection.threat)}`"), ("Status", state)]))
-        blocks.append(section("*Resources*\n" + ("\n".join(shown) or "—")))
+        block, shortened = cut_section("*Resources*\n" + ("\n".join(shown) or "—"))
+        blocks.append(block)
+        cut |= shortened
     hidden = len(report.detections) - MAX_DETECTIONS
     if hidden > 0:
         blocks.append(more(hidden, "threat" if hidden == 1 else "threats"))
@@ -101,7 +109,7 @@ def render(report: ScanReport) -> Details:
         blocks.append(section("Defender started cleaning (remediation) on the host."))
     elif report.detections and all(d.remediated is False for d in report.detections):
         blocks.append(section("Nothing was remediated (scan ran with `--no-remediation`)."))
-    shortened = hidden > 0 or any(len(d.resources) > MAX_RESOURCES for d in report.detections)
+    shortened = cut or hidden > 0 or any(len(d.resources) > MAX_RESOURCES for d in report.detections)
     return Details(blocks, shortened=shortened)
 
 
@@ -111,6 +119,7 @@ SPEC = CommandSpec(
     forms=FORMS,
     example=EXAMPLE,
     policy_names=("scan.quick", "scan.full", "scan.default", "scan.custom"),
+    form_policies=(("scan.quick", "scan.full", "scan.default"), ("scan.custom",)),
     parse=parse,
     makes=(ScanCommand,),
     timeout=timeout,

@@ -177,6 +177,7 @@ DYNSIG = CommandSpec(
     forms=DYNSIG_FORMS,
     example="dynsig list host42",
     policy_names=("dynsig.list", "dynsig.add", "dynsig.remove"),
+    form_policies=(("dynsig.list",), ("dynsig.add",), ("dynsig.remove",)),
     parse=parse_dynsig,
     makes=(DynamicSignatureListCommand, DynamicSignatureAddCommand, DynamicSignatureRemoveCommand),
     renderer=render_dynsig,

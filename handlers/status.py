@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from agent_bridge.commands import StatusCommand, ThreatsCommand
 from agent_bridge.powershell_reports import ScanRecord, StatusReport, ThreatsReport
-from handlers.blocks import Block, Details, context, escape, fields, more, section
+from handlers.blocks import Block, Details, context, cut_section, escape, fields, more, section
 from handlers.forms import host_only
 
 MAX_DETECTIONS = 20
@@ -20,7 +20,7 @@ def _on(value: bool | None, hidden: bool = False) -> str:
 
 
 def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
 
 
 def _scan(record: ScanRecord) -> str:
@@ -66,6 +66,7 @@ def render_threats(report: ThreatsReport) -> Details:
     if not report.detections:
         return Details([section(":white_check_mark: No detections on record.")])
     blocks: list[Block] = []
+    cut = False
     for detection in report.detections[:MAX_DETECTIONS]:
         name = escape(detection.threat_name or f"threat id {detection.threat_id}")
         active = " :rotating_light: *active*" if detection.is_active else ""
@@ -85,17 +86,54 @@ def render_threats(report: ThreatsReport) -> Details:
             if detection.additional_actions
             else ""
         )
-        blocks.append(
-            section(
-                f"*{name}*{severity}{active}\n{status} · detected {_when(detection.initial_detection_time)}"
-                f"{extra}\n{resources}"
-            )
+        block, shortened = cut_section(
+            f"*{name}*{severity}{active}\n{status} · detected {_when(detection.initial_detection_time)}"
+            f"{extra}\n{resources}"
         )
+        blocks.append(block)
+        cut |= shortened
     hidden = len(report.detections) - MAX_DETECTIONS
     if hidden > 0:
         blocks.append(more(hidden, "older detections" if hidden > 1 else "older detection"))
-    shortened = hidden > 0 or any(len(d.resources) > MAX_RESOURCES for d in report.detections)
-    return Details(blocks, shortened=shortened)
+    shortened = cut or hidden > 0 or any(len(d.resources) > MAX_RESOURCES for d in report.detections)
+    return Details(blocks, shortened=shortened, full_text=threats_text(report) if shortened else None)
+
+
+def threats_text(report: ThreatsReport) -> str:
+    """The whole report for the attached file, one detection per block of lines: plain text, not
+    PowerShell's one-line JSON with its \\/Date(ms)\\/ dates."""
+    count = len(report.detections)
+    lines = [f"Threats Defender detected: {count} detection{'' if count == 1 else 's'}, newest first", ""]
+    for number, d in enumerate(report.detections, 1):
+        name = d.threat_name or "(no name from Get-MpThreat)"
+        facts = [f"threat id {d.threat_id}" if d.threat_id is not None else "", d.severity or ""]
+        facts.append("ACTIVE" if d.is_active else "")
+        lines.append(f"{number}. {name} (" + ", ".join(f for f in facts if f) + ")")
+        outcome = {True: "succeeded", False: "FAILED", None: "unknown"}[d.action_success]
+        error = f" ({d.status_error})" if d.status_error else ""
+        lines.append(f"   Status:      {d.status or 'unknown'}; the action {outcome}{error}")
+        lines.append(f"   Action:      {d.cleaning_action or 'unknown'}")
+        lines.append(f"   Remediated:  {_when(d.remediation_time)}")
+        lines.append(
+            f"   Times:       detected {_when(d.initial_detection_time)}; "
+            f"status changed {_when(d.last_status_change_time)}"
+        )
+        who = [
+            f"source {d.detection_source}" if d.detection_source else "",
+            f"process {d.process_name}" if d.process_name else "",
+            f"user {d.domain_user}" if d.domain_user else "",
+            f"executed: {d.execution_status}" if d.execution_status else "",
+        ]
+        if any(who):
+            lines.append("   Detected by: " + "; ".join(w for w in who if w))
+        if d.additional_actions:
+            lines.append("   Also needed: " + ", ".join(d.additional_actions))
+        if d.hidden:
+            lines.append("   Hidden from a non-administrator: " + ", ".join(d.hidden))
+        lines.append(f"   Resources ({len(d.resources)}):")
+        lines.extend(f"     {r.kind}: {r.path}" for r in d.resources)
+        lines.append("")
+    return "\n".join(lines)
 
 
 STATUS = host_only(

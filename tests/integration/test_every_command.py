@@ -92,7 +92,24 @@ HOSTS = [
                     }
                     for i in range(120)
                 ],
-            }
+            },
+            # 26 detections: more than `threats` shows; one has resources longer than a section.
+            "powershell": {
+                "detections": [
+                    {
+                        "ThreatID": 2147480000 + i,
+                        "ThreatName": f"Trojan:Win32/Fake.{i:02}!ml",
+                        "Resources": [f"file:_C:\\Many\\f{i:02}.bin"]
+                        + (
+                            [f"file:_C:\\Deep\\R&D\\{'d' * 290}\\{j}.bin" for j in range(15)]
+                            if i == 0
+                            else []
+                        ),
+                        "InitialDetectionTime": f"2026-11-01T10:{59 - i:02}:00Z",
+                    }
+                    for i in range(MANY)
+                ]
+            },
         },
     ),
 ]
@@ -149,7 +166,15 @@ async def run(world: LocalDeployment, text: str) -> tuple[str, Message]:
         pytest.param(
             "scan host42 full --timeout 2", "succeeded", ["1 threat found", "remediation started"], id="full"
         ),
-        pytest.param("scan host42 custom C:\\xampp\\htdocs", "succeeded", ["excluded"], id="skipped"),
+        pytest.param(
+            "scan host42 custom C:\\xampp\\htdocs",
+            "succeeded",
+            [
+                "*Skipped, excluded from scanning: `C:\\xampp\\htdocs`*",
+                "Defender skipped `C:\\xampp\\htdocs`",
+            ],
+            id="skipped",
+        ),
         pytest.param("scan host42 custom C:\\Nowhere\\x.exe", "failed", ["0x80508023"], id="missing-path"),
         pytest.param("cancel host42", "succeeded", ["No scan"], id="cancel-idle"),
         pytest.param("update host42", "succeeded", ["updated", "→"], id="update"),
@@ -204,7 +229,10 @@ async def run(world: LocalDeployment, text: str) -> tuple[str, Message]:
             ["Virus:DOS/EICAR_Test_File", "C:\\Users\\Public\\eicar.com"],
             id="threats",
         ),
-        pytest.param("status host43", "failed", ["0x800106BA"], id="status-service-off"),
+        pytest.param("status host43", "failed", ["*Service disabled (0x800106BA)*"], id="status-service-off"),
+        pytest.param(
+            "threats host43", "failed", ["*Service disabled (0x800106BA)*"], id="threats-service-off"
+        ),
         pytest.param("quarantine host43", "failed", ["0x800106BA", "What to do"], id="service-off"),
         pytest.param(
             "mpcmdrun host42 -Scan -ScanType 1", "succeeded", ["No threats found"], id="native-mpcmdrun"
@@ -282,6 +310,31 @@ async def test_many_detections_fit_one_message_and_the_full_list_goes_to_a_file(
     assert f"…and {MANY - 10} more threats (full list in the attached file)." in reply
     (file,) = upload.files
     assert "Trojan:Win32/Fake.25!ml" in world.standin.file_content(file.id).decode()
+    assert world.standin.warnings == []
+
+
+async def test_many_threats_attach_a_readable_report_not_powershells_json(world: LocalDeployment) -> None:
+    """`threats` with 26 detections: 20 shown, "full list in the attached file", and that file is the
+    report written out (one detection per block), not ConvertTo-Json's one line with \\/Date()\\/."""
+    channel = "C0MANYDETECTIONS"
+    await world.command(ADMIN, "threats host46", channel)
+    await world.settle()
+    (root,) = world.standin.history(channel)
+    *_, result, upload = world.standin.thread(channel, root.ts)
+    reply = shown(result)
+    assert f"{MANY} detections" in reply
+    assert f"…and {MANY - 20} more older detections (full list in the attached file)." in reply
+    # The first detection's resources pass Slack's 3,000 characters: cut cleanly, and said so.
+    assert "… (shortened: the full text is in the attached file)" in reply.replace("_", "")
+    assert all(len(b.get("text", {}).get("text", "")) <= 3000 for b in result.blocks)
+    (file,) = upload.files
+    content = world.standin.file_content(file.id).decode()
+    assert "Date(" not in content and '{"' not in content
+    assert "1. Trojan:Win32/Fake.00!ml (threat id 2147480000, Severe" in content
+    assert "\n   Resources (16):\n     file: C:\\Many\\f00.bin\n" in content
+    assert f"file: C:\\Deep\\R&D\\{'d' * 290}\\14.bin" in content  # every resource, unescaped
+    assert f"{MANY}. Trojan:Win32/Fake.{MANY - 1:02}!ml" in content
+    assert "Times:       detected 2026-11-01 10:59 UTC" in content
     assert world.standin.warnings == []
 
 

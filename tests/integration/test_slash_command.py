@@ -127,7 +127,16 @@ async def test_bad_arguments_are_explained_with_the_right_form(standin: SlackSta
     response = await standin.send_slash_command(user=ALICE, channel=CHANNEL, text="scan host42 custom -File")
     assert response.json is not None
     text = response.json["text"]
-    assert "argument injection" in text and "Usage: `/defender scan <host>" in text
+    assert "argument injection" in text and "Usage: `/defender scan &lt;host&gt;" in text
+
+
+async def test_an_echoed_word_is_never_a_live_mention(standin: SlackStandIn, bot: Bot) -> None:
+    """Slack delivers ``<!channel>`` typed as text as ``&lt;!channel&gt;``; the refusal echoes it escaped."""
+    response = await standin.send_slash_command(user=ALICE, channel=CHANNEL, text="scan host42 <!channel>")
+    assert response.json is not None
+    text = response.json["text"]
+    assert "`&lt;!channel&gt;` is not a scan type" in text
+    assert "<!channel>" not in text and "<host>" not in text
 
 
 async def test_unknown_command_gets_did_you_mean(standin: SlackStandIn, bot: Bot) -> None:
@@ -141,8 +150,8 @@ async def test_help_lists_only_what_the_user_may_run(standin: SlackStandIn, bot:
     assert alice.json is not None and eve.json is not None
     alice_text = str(alice.json["blocks"])
     eve_text = str(eve.json["blocks"])
-    assert "/defender scan <host>" in alice_text
-    assert "/defender scan <host>" not in eve_text and "ask a fleet admin" in eve_text
+    assert "/defender scan &lt;host&gt;" in alice_text
+    assert "/defender scan &lt;host&gt;" not in eve_text and "ask a fleet admin" in eve_text
 
 
 async def test_a_429_on_the_first_post_still_gives_exactly_one_message(

@@ -218,8 +218,8 @@ SCAN_CASES = [
         XAMPP,
         wire("Scan starting...\nScan finished.\nScanning C:\\xampp\\htdocs\\|* was skipped.\n"),
         ok(
-            r"Skipped, excluded from scanning: C:\xampp\htdocs\|*",
-            ScanReport(outcome="skipped", target=r"C:\xampp\htdocs\|*"),
+            r"Skipped, excluded from scanning: `C:\xampp\htdocs`",  # MpCmdRun's "\|*" suffix dropped
+            ScanReport(outcome="skipped", target=r"C:\xampp\htdocs"),
         ),
         id="obs-excluded-path-skipped",
     ),
@@ -591,14 +591,26 @@ QUARANTINE_CASES = [
     pytest.param(
         QuarantineListCommand(),
         wire("No items are quarantined.\n"),
-        ok("Quarantine is empty", QuarantineReport(items=())),
+        ok("Nothing is in quarantine", QuarantineReport(items=())),
         id="derived-empty",
     ),
     pytest.param(
         QuarantineListCommand(),
         wire("The following items are quarantined:\n\n"),
-        ok("Quarantine is empty", QuarantineReport(items=())),
+        ok("Nothing is in quarantine", QuarantineReport(items=())),
         id="header-without-items",
+    ),
+    pytest.param(
+        QuarantineListCommand(),
+        wire(""),
+        ok("Nothing is in quarantine", QuarantineReport(items=())),
+        id="no-output-exit-0-is-empty",  # the real empty text is unsourced (reference §3)
+    ),
+    pytest.param(
+        QuarantineListCommand(),
+        wire("\r\n\r\n"),
+        ok("Nothing is in quarantine", QuarantineReport(items=())),
+        id="blank-lines-exit-0-is-empty",
     ),
 ]
 
@@ -1236,3 +1248,25 @@ def test_interpret_never_raises(
     assert "\n" not in outcome.summary
     assert len(outcome.summary) <= MAX_SUMMARY
     assert outcome.succeeded or outcome.error is not None
+
+
+@pytest.mark.parametrize(
+    ("printed", "path"),
+    [
+        pytest.param("C:\\xampp\\htdocs\\|*", "C:\\xampp\\htdocs", id="folder"),
+        pytest.param("D:\\|*", "D:\\", id="drive-root-keeps-its-backslash"),
+        pytest.param("\\\\srv\\share\\dir\\|*", "\\\\srv\\share\\dir", id="unc"),
+        pytest.param("C:\\x\\file.txt", "C:\\x\\file.txt", id="a-file-as-is"),
+    ],
+)
+def test_an_excluded_path_reads_without_mpcmdruns_wildcard(printed: str, path: str) -> None:
+    """``|*`` contains the ``*`` that would end the bold headline early; the path goes in backticks."""
+    command = ScanCommand(scan_type=ScanType.CUSTOM, path=path)
+    outcome = interpret(command, wire(f"Scan starting...\nScan finished.\nScanning {printed} was skipped.\n"))
+    assert outcome.summary == f"Skipped, excluded from scanning: `{path}`"
+    assert outcome.report == ScanReport(outcome="skipped", target=path)
+
+
+def test_no_output_with_a_failing_exit_code_is_not_an_empty_quarantine() -> None:
+    outcome = interpret(QuarantineListCommand(), wire("", 2))
+    assert not outcome.succeeded and outcome.summary != "Nothing is in quarantine"

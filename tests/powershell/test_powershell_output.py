@@ -186,7 +186,7 @@ def fail(
 
 
 S, T = STATUS_CMD, THREATS_CMD
-OFF = "Microsoft Defender Antivirus service is disabled or not running"
+OFF = "Service disabled (0x800106BA)"  # with the HRESULT, as an MpCmdRun failure's summary
 NOT_JSON = "PowerShell's output was not valid JSON"
 UNEXPECTED = "PowerShell's output was not what the agent expected"
 NOT_STARTED = "PowerShell could not be started"
@@ -270,7 +270,7 @@ CASES = [
         "status-wmi-namespace-missing",
         S,
         run(SERVICE_OFF_STATUS.replace("0x800106ba", "0x8004100e"), 1),
-        "Defender's WMI namespace is missing",
+        "Defender's WMI namespace is missing (0x8004100E)",
         "0x8004100E",
     ),
     fail(

@@ -22,7 +22,7 @@ from agent_bridge.simulator import powershell as sim
 
 NOW = "2024-06-03T08:30:49+00:00"
 HEALTHY = "Real-time protection on · signatures 1.343.1364.0 (0 days old) · tamper protection on"
-SERVICE_OFF = "Microsoft Defender Antivirus service is disabled or not running"
+SERVICE_OFF = "Service disabled (0x800106BA)"
 EICAR = {"ThreatName": "Virus:DOS/EICAR_Test_File", "ThreatStatusID": 3}
 TROJAN = {
     "ThreatID": 2147735505,

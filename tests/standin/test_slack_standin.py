@@ -417,6 +417,22 @@ async def test_render_channel_shows_threads_edits_buttons_and_files(
     )
 
 
+async def test_render_shows_text_as_slacks_client_does(standin: SlackStandIn, client: AsyncWebClient) -> None:
+    """Entities decoded once, live markup resolved: an escaped mention reads as text, a live one as a
+    mention, so the demo shows whether the bot escaped what it echoed."""
+    text = (
+        f"`&lt;!channel&gt;` is inert; <!channel> is live; <@{BOB}> too; "
+        "<https://evil.example|update>; `&amp;lt;host&amp;gt;` stays escaped once"
+    )
+    await client.chat_postMessage(
+        channel=CHANNEL, text="x", blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    )
+    (line,) = standin.render_channel(CHANNEL).splitlines()[1:]
+    assert line.endswith(
+        "`<!channel>` is inert; @channel is live; @bob too; update; `&lt;host&gt;` stays escaped once"
+    )
+
+
 async def test_render_shows_blocks_and_new_changes_incrementally(
     standin: SlackStandIn, client: AsyncWebClient
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent_bridge.commands import ThreatsCommand
+from agent_bridge.commands import ScanCommand, ScanType, ThreatsCommand
 from handlers import REGISTRY
 from handlers.errors import UnknownCommand, UsageError, UserError
 from handlers.registry import BotQuery, HostAction
@@ -108,6 +108,33 @@ EICAR = "Virus:DOS/EICAR_Test_File"
             "mpcmdrun host42 -Scan", "scan.quick", ["-Scan", "-ScanType", "1"], id="native-scan-alone"
         ),
         pytest.param("mpcmdrun host42 -Scan -Cancel", "cancel", ["-Scan", "-Cancel"], id="native-cancel"),
+        pytest.param(
+            "mpcmdrun host42 -ScanType 2 -Scan",
+            "scan.full",
+            ["-Scan", "-ScanType", "2"],
+            id="native-command-last",
+        ),
+        pytest.param(
+            "mpcmdrun host42 -File C:\\x /ScanType 3 -DisableRemediation /Scan",
+            "scan.custom",
+            ["-Scan", "-ScanType", "3", "-File", "C:\\x", "-DisableRemediation"],
+            id="native-any-order",
+        ),
+        pytest.param(
+            "mpcmdrun host42 -Cancel -Scan", "cancel", ["-Scan", "-Cancel"], id="native-cancel-first"
+        ),
+        pytest.param(
+            "mpcmdrun host42 -ListAll -Restore",
+            "quarantine",
+            ["-Restore", "-ListAll"],
+            id="native-listall-first",
+        ),
+        pytest.param(
+            "mpcmdrun host42 -Path C:\\x -CheckExclusion",
+            "exclusion",
+            ["-CheckExclusion", "-Path", "C:\\x"],
+            id="native-path-first",
+        ),
         pytest.param(
             "mpcmdrun host42 -SIGNATUREUPDATE -MMPC",
             "update",
@@ -229,6 +256,44 @@ def test_start_mpscan_as_job_is_the_same_scan() -> None:
 
 
 @pytest.mark.parametrize(
+    ("native", "chat"),
+    [
+        pytest.param("Update-MpSignature host42 -AsJob", "update host42", id="update"),
+        pytest.param(
+            "Update-MpSignature host42 -UpdateSource MMPC -AsJob", "update host42 --mmpc", id="update-src"
+        ),
+        pytest.param("Get-MpComputerStatus host42 -AsJob", "status host42", id="status"),
+        pytest.param("Get-MpThreatDetection host42 -asjob", "threats host42", id="detections"),
+        pytest.param("Start-MpScan host42 -AsJob:$true", "scan host42", id="switch-colon"),
+    ],
+)
+def test_every_cmdlet_accepts_its_documented_as_job(native: str, chat: str) -> None:
+    """All four are CDXML cmdlets with -AsJob; it changes nothing, the job already runs in the background."""
+    assert REGISTRY.parse(native) == REGISTRY.parse(chat)
+
+
+@pytest.mark.parametrize(
+    ("native", "chat"),
+    [
+        pytest.param("Start-MpScan host42 -ScanType:FullScan", "scan host42 full", id="scantype"),
+        pytest.param(
+            "Start-MpScan host42 -ScanType:CustomScan -ScanPath:C:\\Users\\Public",
+            "scan host42 custom C:\\Users\\Public",
+            id="path-with-its-own-colon",
+        ),
+        pytest.param("Update-MpSignature host42 -UpdateSource:MMPC", "update host42 --mmpc", id="source"),
+        pytest.param(
+            "Get-MpThreatDetection host42 -ThreatID:2147519003",
+            "Get-MpThreatDetection host42 -ThreatID 2147519003",
+            id="threat-id",
+        ),
+    ],
+)
+def test_powershell_colon_syntax(native: str, chat: str) -> None:
+    assert REGISTRY.parse(native) == REGISTRY.parse(chat)
+
+
+@pytest.mark.parametrize(
     ("text", "ids"),
     [
         ("Get-MpThreatDetection host42", ()),
@@ -308,7 +373,39 @@ def test_queries(text: str, query: BotQuery) -> None:
             "mpcmdrun host42 -Restore -FilePath C:\\x -All", "`-All` goes with `-Name`", id="native-all"
         ),
         pytest.param(
-            "mpcmdrun host42 -Scan -ScanType 3 -Path C:\\x", "does not go with", id="native-path-not-file"
+            "mpcmdrun host42 -Scan -ScanType 3 -Path C:\\x",
+            "`-Path` is not a scan option: a custom scan takes its file or folder with `-File`: "
+            "`-Scan -ScanType 3 -File C:\\x`",
+            id="native-path-not-file",
+        ),
+        pytest.param(
+            "mpcmdrun host42 -Scan -ScanType 3 -File /foo",
+            "The value after `-File` starts with `/`, which MpCmdRun would read as an option (argument injection)",
+            id="native-slash-value",
+        ),
+        pytest.param(
+            "mpcmdrun host42 -Scan -ScanType 3 -File -Foo", "starts with `-`", id="native-dash-value"
+        ),
+        pytest.param("mpcmdrun host42 -Scan -Timeout -5", "argument injection", id="native-negative-days"),
+        pytest.param(
+            "mpcmdrun host42 -Scan -Restore",
+            "`-Scan` and `-Restore` are both MpCmdRun commands",
+            id="two-commands",
+        ),
+        pytest.param("mpcmdrun host42 -ScanType 2", "options, but no command", id="native-no-command"),
+        pytest.param("mpcmdrun host42 -Scna -ScanType 2", "Did you mean `-Scan`?", id="native-command-typo"),
+        pytest.param(
+            "mpcmdrun host42 /SCAN /FOO", "`/FOO` does not go with `/SCAN`", id="native-own-spelling"
+        ),
+        pytest.param(
+            "mpcmdrun host42 /restore /ALL /FilePath C:\\x",
+            "`/ALL` goes with `-Name`",
+            id="native-own-spelling-2",
+        ),
+        pytest.param(
+            "mpcmdrun host42 /scan /cancel /foo",
+            "`/foo` does not go with `/scan /cancel`",
+            id="native-cancel-extra",
         ),
         pytest.param(
             "mpcmdrun host42 -Scan -File -DisableRemediation", "needs a value", id="native-injection"
@@ -364,7 +461,18 @@ def test_queries(text: str, query: BotQuery) -> None:
         pytest.param("trace host42 --level ١٠", "not hexadecimal", id="trace-arabic-indic"),
         pytest.param("dynsig remove host42 ٣abc", "not valid", id="dynsig-unicode-id"),
         pytest.param(
-            "Get-MpComputerStatus host42 -CimSession x", "takes no parameters", id="ps-status-params"
+            "Get-MpComputerStatus host42 -CimSession x",
+            "`-CimSession` is not a parameter we accept here (accepted: `-AsJob`)",
+            id="ps-status-params",
+        ),
+        pytest.param("Get-MpComputerStatus host42 -AsJob:maybe", "is a switch", id="ps-switch-value"),
+        pytest.param(
+            "Start-MpScan host42 -ScanType CustomScan -ScanPath /etc",
+            "argument injection",
+            id="ps-slash-value",
+        ),
+        pytest.param(
+            "Start-MpScan host42 -ScanType:Deep", "`-ScanType Deep` is not valid", id="ps-colon-bad"
         ),
     ],
 )
@@ -421,11 +529,25 @@ def test_every_typed_command_has_one_owner_with_a_time_limit() -> None:
     REGISTRY.check_owns(c.ACTIONS)  # also done at import: a model nobody owns fails start-up
     assert REGISTRY.owner(c.DynamicSignatureAddCommand(path="C:\\s.vdm")).name == "dynsig"
     assert REGISTRY.owner(c.ThreatsCommand(threat_ids=(1,))).name == "threats"
-    assert REGISTRY.timeout(c.ScanCommand()) == 86400.0
-    assert REGISTRY.timeout(c.ScanCommand(scan_type=c.ScanType.FULL)) == 7 * 86400.0
     assert REGISTRY.timeout(c.ScanCommand(timeout_days=2)) == 2 * 86400.0 + 600.0
     assert REGISTRY.timeout(c.UpdateCommand()) == 1800.0
     assert REGISTRY.timeout(c.MapsCheckCommand()) == 300.0
+
+
+@pytest.mark.parametrize(
+    ("command", "tools_own_days"),
+    [
+        pytest.param(ScanCommand(), 1, id="quick-default-1-day"),
+        pytest.param(ScanCommand(scan_type=ScanType.DEFAULT), 1, id="default-1-day"),
+        pytest.param(ScanCommand(scan_type=ScanType.FULL), 7, id="full-default-7-days"),
+        pytest.param(ScanCommand(scan_type=ScanType.CUSTOM, path="C:\\x"), 1, id="custom-default-1-day"),
+        pytest.param(ScanCommand(scan_type=ScanType.FULL, timeout_days=3), 3, id="explicit"),
+    ],
+)
+def test_the_agent_waits_past_mpcmdruns_own_scan_limit(command: ScanCommand, tools_own_days: int) -> None:
+    """Without --timeout MpCmdRun stops at 1 day (7 for full); the agent must not kill it at that moment,
+    so every scan gets the same margin as an explicit --timeout."""
+    assert REGISTRY.timeout(command) == tools_own_days * 86400.0 + 600.0
 
 
 def test_the_bot_reads_the_time_limit_from_the_registry() -> None:

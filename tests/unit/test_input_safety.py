@@ -27,7 +27,8 @@ from bot.service import JobService
 from bot.slack_out import SlackOutbox
 from bot.store import Store
 from handlers import REGISTRY
-from handlers.errors import UserError
+from handlers.errors import UnknownCommand, UserError
+from handlers.grammar import command_word
 from handlers.registry import BotQuery, HostAction
 from tests.fakes import enroll_hosts
 
@@ -148,12 +149,29 @@ def assert_allowlisted(action: HostAction) -> None:
             i += 1
 
 
+def assert_inert(message: str) -> None:
+    """A refusal is posted as mrkdwn: usage lines (``<host>``) and echoed words (``<!channel>``) must
+    arrive escaped, once, so nothing in it is a mention, a link or a broken entity."""
+    assert not set("<>") & set(message), message
+    assert not re.search(r"&(?!(?:amp|lt|gt);)", message), message
+
+
 def parse_safely(text: str) -> HostAction | BotQuery | None:
     """The parse either gives a request or a UserError with a message; nothing else may escape."""
     try:
         request = REGISTRY.parse(text)
+    except UnknownCommand as exc:
+        assert "Did you mean" in exc.message or "/defender help" in exc.message
+        assert_inert(exc.message)
+        return None
     except UserError as exc:
         assert exc.message.strip()
+        assert_inert(exc.message)
+        name = command_word(text)
+        if name is not None and REGISTRY.get(name) is not None:
+            # SPEC §3: every refusal of a known command says what was wrong and shows the correct form.
+            problem, _, rest = exc.message.partition("\nUsage: `/defender ")
+            assert problem.strip() and rest, exc.message
         return None
     if isinstance(request, HostAction):
         assert_allowlisted(request)
@@ -197,17 +215,23 @@ def test_arbitrary_text_is_parsed_or_refused(text: str) -> None:
 @example("mpcmdrun", ["host42", "-Scan", "-Timeout", "²"])
 @example("mpcmdrun", ["host42", "–Scan", "–ScanType", "3", "–File", "C:\\x/.."])
 @example("scan", ["host42", "custom", "C:\\x", "\u200b-DisableRemediation"])
+@example("exclusion", ["host42", "C:\\Users\\O'Brien\\x"])
+@example("restore", ["host42", "--reason"])
+@example("scan", ["host42", "custom", '"C:\\x\u200by"'])
+@example("scan", ["host42", "&lt;!channel&gt;"])
+@example("mpcmdrun", ["host42", "-Scan", "-File", "<@U0BOB>"])
 def test_command_shaped_text_is_allowlisted_or_refused(name: str, words: list[str]) -> None:
     parse_safely(" ".join([name, *words]))
 
 
 HOSTS = st.from_regex(r"[a-z][a-z0-9-]{0,10}(\.[a-z][a-z0-9-]{0,8}){0,2}", fullmatch=True)
 PATH_PARTS = st.text(
-    # Unusual spaces (NBSP and friends) are normalised to a space by design, so only U+0020 is used.
+    # Unusual spaces (NBSP and friends) and invisible characters inside quotes are refused, not changed,
+    # so only U+0020 is used. Single quotes, straight or curly, are kept as typed inside double quotes.
     alphabet=st.characters(
         exclude_categories=("Cc", "Cf", "Cs", "Zl", "Zp", "Zs"),
-        exclude_characters="<>\"|?*:\\/'“”„‟‘’‚‛",  # Windows-forbidden, and quotes we straighten
-        include_characters=" ",
+        exclude_characters='<>"|?*:\\/“”„‟',  # Windows-forbidden, and the double-quote delimiters
+        include_characters=" '‘’",
     ),
     min_size=1,
     max_size=12,

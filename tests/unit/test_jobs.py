@@ -165,8 +165,8 @@ def test_jobs_survive_reopening_the_database(tmp_path: Path) -> None:
 
 
 def test_run_timeouts() -> None:
-    assert run_timeout(ScanCommand()) == 86400.0
-    assert run_timeout(ScanCommand(scan_type=ScanType.FULL)) == 7 * 86400.0
+    assert run_timeout(ScanCommand()) == 86400.0 + 600.0  # past MpCmdRun's own 1-day default
+    assert run_timeout(ScanCommand(scan_type=ScanType.FULL)) == 7 * 86400.0 + 600.0
     assert run_timeout(ScanCommand(timeout_days=2)) == 2 * 86400.0 + 600.0
     assert run_timeout(CancelCommand()) == 300.0
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from handlers.blocks import BLOCKS_MAX, SECTION_MAX
-from handlers.fleet import JobView, render_job, render_jobs
+from handlers.fleet import HostView, JobView, render_hosts, render_job, render_jobs
 
 NOW = 1_800_000_000.0
 
@@ -65,3 +65,50 @@ def test_twenty_long_jobs_fit_without_a_line_cut_off() -> None:
 
 def test_no_jobs() -> None:
     assert render_jobs([], "host42", now=NOW).text == "No jobs on host42"
+
+
+HOSTILE = "1` <!channel> <https://evil.example|update>"
+
+
+def test_a_compromised_agent_cannot_post_a_mention_or_link_through_hosts() -> None:
+    """Versions and OS come from the agent itself: escaped, backticks stripped, one line each."""
+    hostile = HostView(
+        host="host42",
+        online=True,
+        last_seen=NOW,
+        agent_version=HOSTILE,
+        os=HOSTILE + "\n*bold*",
+        platform_version=HOSTILE,
+        engine_version="x" * 5000,
+        signature_version=HOSTILE,
+    )
+    rendered = render_hosts([hostile], None, now=NOW)
+    text = "\n".join(section_texts(rendered.blocks))
+    assert "<!channel>" not in text and "<https://" not in text and "<" not in text.replace("&lt;", "")
+    assert "agent `1 &lt;!channel&gt; &lt;https://evil.example|update&gt;`" in text
+    assert text.count("`") % 2 == 0  # every code span closes where it should
+    (_, versions) = text.splitlines()  # the newline the agent sent does not make a line
+    assert len(versions) < 600  # the 5,000-character engine version is cut
+    assert all(len(t) <= SECTION_MAX for t in section_texts(rendered.blocks))
+
+
+def test_hosts_with_nothing_enrolled_shows_the_command_escaped() -> None:
+    text = section_texts(render_hosts([], None, now=NOW).blocks)[0]
+    assert "`defender-bot enroll &lt;host&gt;`" in text
+
+
+def test_a_hundred_hosts_are_split_into_sections_not_cut_off() -> None:
+    views = [
+        HostView(
+            host=f"web-{i:03}.corp.example", online=i % 2 == 0, last_seen=NOW - 90, agent_version="0.1.0",
+            os="Windows Server 2022", platform_version="4.18.24090.11", engine_version="1.1.24090.11",
+            signature_version="1.419.195.0",
+        )
+        for i in range(120)
+    ]  # fmt: skip
+    blocks = render_hosts(views, None, now=NOW).blocks
+    text = "\n".join(section_texts(blocks))
+    assert all(len(t) <= SECTION_MAX for t in section_texts(blocks)) and len(blocks) <= BLOCKS_MAX
+    assert all(f"*web-{i:03}.corp.example*" in text for i in range(100))
+    assert "…" not in text
+    assert "Showing the first 100 hosts" in str(blocks)

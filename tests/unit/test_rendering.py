@@ -4,6 +4,7 @@ section, 50 blocks); what does not fit goes into a file in the thread."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -27,7 +28,7 @@ from agent_bridge.commands import (
     UpdateCommand,
 )
 from agent_bridge.interpret import interpret
-from agent_bridge.powershell_reports import StatusReport
+from agent_bridge.powershell_reports import StatusReport, ThreatDetection, ThreatResource, ThreatsReport
 from agent_bridge.reports import (
     Detection,
     EngineVersions,
@@ -45,7 +46,17 @@ from agent_bridge.runner import RunResult
 from agent_bridge.wire import OUTPUT_TAIL_MAX
 from bot.slack_standin_blocks import validate_blocks
 from handlers import RENDERERS
-from handlers.blocks import BLOCKS_MAX, CONTEXT_MAX, FIELD_MAX, SECTION_MAX, Block, Rendered, fit
+from handlers.blocks import (
+    BLOCKS_MAX,
+    CONTEXT_MAX,
+    FIELD_MAX,
+    SECTION_MAX,
+    Block,
+    Rendered,
+    clip,
+    escape,
+    fit,
+)
 from handlers.results import render_result
 
 EICAR_NAME = "Virus:DOS/EICAR_Test_File"
@@ -443,3 +454,64 @@ def test_fit_repairs_what_slack_would_refuse() -> None:
     assert fitted.blocks[-1]["elements"][0]["text"] == "footer"
     assert fitted.attachment is not None and fitted.attachment.content == "raw text"
     assert len(fitted.text) <= 3000
+
+
+@pytest.mark.parametrize("limit", range(6, 40))
+def test_clip_never_cuts_inside_an_entity_and_closes_a_code_span(limit: int) -> None:
+    text = "`" + escape("R&D <x> " * 20) + "`"
+    clipped = clip(text, limit)
+    assert len(clipped) <= limit and clipped.endswith("…")
+    assert re.fullmatch(r"(?:[^&]|&(?:amp|lt|gt);)*", clipped), clipped
+    assert clipped.count("`") % 2 == 0
+
+
+def _threats_report(resources: int, *, name: str = "R&D") -> ThreatsReport:
+    detection = ThreatDetection(
+        threat_id=7,
+        threat_name="Trojan:Win32/Fake!ml",
+        status="Quarantined",
+        resources=tuple(
+            ThreatResource(kind="file", path=f"C:\\{name}\\{'d' * 280}\\{j}.exe") for j in range(resources)
+        ),
+    )
+    return ThreatsReport(detections=(detection,))
+
+
+def test_a_detection_longer_than_a_section_is_cut_cleanly_and_attached_in_full() -> None:
+    """Ten resources of long paths pass 3,000 characters: cut at a clean point, say so, attach it all."""
+    report = _threats_report(10)
+    rendered = render_result(result(report), host="h", renderers=RENDERERS, show_output=False)
+    (section_text,) = [t for t in texts(rendered.blocks) if "Trojan:Win32/Fake!ml" in t]
+    assert len(section_text) <= SECTION_MAX
+    assert section_text.endswith("(shortened: the full text is in the attached file)_")
+    assert re.fullmatch(r"(?:[^&]|&(?:amp|lt|gt);)*", section_text, re.DOTALL)
+    assert section_text.split(" … ")[0].count("`") % 2 == 0
+    assert rendered.attachment is not None
+    assert f"     file: C:\\R&D\\{'d' * 280}\\9.exe" in rendered.attachment.content
+
+
+def test_a_short_detection_is_not_marked_shortened() -> None:
+    rendered = render_result(result(_threats_report(2)), host="h", renderers=RENDERERS, show_output=False)
+    assert rendered.attachment is None
+    assert "shortened" not in "\n".join(texts(rendered.blocks))
+
+
+def test_more_than_twenty_detections_attach_the_report_as_text_not_json() -> None:
+    output = _threats_json(26, 1)
+    outcome = interpret(ThreatsCommand(), RunResult(exit_code=0, output=output))
+    rendered = render_result(job_for(outcome, output, 0), host="h", renderers=RENDERERS, show_output=False)
+    assert "…and 6 more older detections (full list in the attached file)." in "\n".join(
+        texts(rendered.blocks)
+    )
+    assert rendered.attachment is not None
+    content = rendered.attachment.content
+    assert "Date(" not in content and not content.lstrip().startswith("{")
+    assert content.count("\n   Status:      Quarantined; the action FAILED (0x804C8014)") == 26
+    assert "26. Trojan:Win32/Fake." in content
+
+
+def test_fit_attaches_the_raw_text_when_it_had_to_cut_a_section() -> None:
+    blocks: list[Block] = [{"type": "section", "text": {"type": "mrkdwn", "text": "&amp;" * 1000}}]
+    fitted = fit(Rendered("t", blocks), raw="the whole thing", filename="f.txt")
+    assert fitted.attachment is not None and fitted.attachment.content == "the whole thing"
+    assert re.fullmatch(r"(?:&amp;)*…", fitted.blocks[0]["text"]["text"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pytest
 
@@ -47,8 +48,8 @@ def test_good_windows_paths(path: str) -> None:
         pytest.param("C:\\x/../Windows", "'.' or '..'", id="dotdot-slash-middle"),
         pytest.param("C:\\x/./y", "'.' or '..'", id="dot-slash"),
         pytest.param("\\\\srv\\share/..", "'.' or '..'", id="unc-dotdot-slash"),
-        pytest.param("C:/Windows", "backslashes only: C:\\Windows", id="forward-slashes"),
-        pytest.param("C:\\Users/Public", "backslashes only: C:\\Users\\Public", id="mixed-slashes"),
+        pytest.param("C:/Windows", "backslashes only: `C:\\Windows`", id="forward-slashes"),
+        pytest.param("C:\\Users/Public", "backslashes only: `C:\\Users\\Public`", id="mixed-slashes"),
         pytest.param("\\\\srv/share", "contains '/'", id="unc-slash"),
         pytest.param("C:\\" + "a" * 300, "at most 260", id="too-long"),
     ],
@@ -56,6 +57,47 @@ def test_good_windows_paths(path: str) -> None:
 def test_bad_windows_paths(path: str, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         values.check_windows_path(path)
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        pytest.param("C:\\a\\..\\b", "the path `C:\\a\\..\\b` contains '.' or '..'", id="dotdot"),
+        pytest.param("relative\\x", "the path `relative\\x` is not absolute", id="relative"),
+        pytest.param("\\\\server", "the path `\\\\server` is not a full UNC path", id="unc"),
+        pytest.param("C:\\f.txt:s", "the path `C:\\f.txt:s` has a ':' after the drive", id="ads"),
+        pytest.param("-C:\\x", "path `-C:\\x` starts with `-`", id="dash"),
+        pytest.param("C:\\a|b", "the path `C:\\a|b` contains `|`", id="pipe"),
+    ],
+)
+def test_a_refused_path_is_shown_as_typed_in_backticks(path: str, message: str) -> None:
+    """Not Python's repr: a single backslash stays single, and the value is in backticks."""
+    with pytest.raises(ValueError) as caught:
+        values.check_windows_path(path)
+    assert message in str(caught.value)
+    assert "\\\\" not in str(caught.value).replace("\\\\server", "")
+
+
+@pytest.mark.parametrize(
+    ("check", "value", "shown"),
+    [
+        pytest.param(values.check_host, "host;rm", "the host name `host;rm` contains `;`", id="host"),
+        pytest.param(values.check_threat_name, "Virus EICAR", "the threat name `Virus EICAR`", id="threat"),
+        pytest.param(values.check_signature_set_id, "{1A 2B}", "the signature set id `{1A 2B}`", id="set-id"),
+        pytest.param(
+            lambda v: values.check_hex_mask(v, what="level", maximum=0x3F), "zz", "the level `zz`", id="hex"
+        ),
+        pytest.param(values.check_host, "a\x07b", "`aU+0007b` contains `U+0007`", id="invisible-named"),
+        pytest.param(values.check_threat_name, "a`b", "`a\u02cbb`", id="backtick-cannot-end-the-span"),
+    ],
+)
+def test_other_refused_values_are_shown_in_backticks(
+    check: Callable[[str], str], value: str, shown: str
+) -> None:
+    with pytest.raises(ValueError) as caught:
+        check(value)
+    assert shown in str(caught.value)
+    assert "'" + value not in str(caught.value)  # no repr quoting
 
 
 def test_long_paths_when_the_host_allows_them() -> None:
