@@ -186,7 +186,7 @@ class RequestHandler:
         )
         raise NotFound(
             f"There is no agent called *{escape(request.host)}*. {hint} A new host needs "
-            f"`defender-bot enroll <host>` and the agent installed first."
+            f"`defender-bot enroll &lt;host&gt;` and the agent installed first."
         )
 
     def _cancel_before_dispatch(self, host: str, user_id: str, audit: dict[str, str]) -> Reply | None:
@@ -240,19 +240,20 @@ class RequestHandler:
         self, request: HostAction, principal: Principal, channel: str, text: str, audit: dict[str, str]
     ) -> Job:
         policy = self._policy()
+        typed = " ".join(decode_slack(text).split())  # as Slack showed it; escaped once, where shown
         needs_approval = policy.needs_approval(request.policy_name)
         if needs_approval and policy.approval.reason_required and not request.reason:
             raise UsageError(
                 f"`{request.policy_name}` needs on-call approval, and approvers need to know why: "
                 f"add `--reason <why>` at the end.",
-                example=f"{' '.join(text.split())} --reason suspected compromise, ticket IR-1234",
+                example=f"{typed} --reason suspected compromise, ticket IR-1234",
             )
         now = self._clock()
         job = Job(
             id=new_job_id(),
             host=request.host,
             command=request.command,
-            text=" ".join(decode_slack(text).split()),  # as Slack shows it; escaped once, where shown
+            text=typed,
             requester=principal.user_id,
             channel=channel,
             reason=request.reason,

@@ -439,3 +439,17 @@ async def test_every_request_refusal_and_decision_is_audited(oncall: SlackStandI
     assert ("request", ALICE, "accepted") in kinds
     assert ("click_refused", ALICE, "self-approval") in kinds
     assert ("decision", BOB, "approved") in kinds
+
+
+async def test_the_reason_refusal_shows_the_command_escaped_once(
+    oncall: SlackStandIn, bot: BotRuntime
+) -> None:
+    """Slack sends `&` as `&amp;`: the example shows what the user typed, escaped once, like the usage."""
+    response = await oncall.send_slash_command(
+        user=ALICE, channel=CHANNEL, text='scan host42 custom "C:\\R&D"'
+    )
+    assert response.json is not None
+    text = response.json["text"]
+    assert 'Example: `/defender scan host42 custom "C:\\R&amp;D" --reason suspected compromise' in text
+    assert "`--reason &lt;why&gt;`" in text
+    assert "&amp;amp;" not in text

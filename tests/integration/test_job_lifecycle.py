@@ -70,7 +70,7 @@ async def test_a_host_the_bot_never_heard_of_is_refused_with_did_you_mean(
     runtime, _ = bot
     answer = await ask(standin, "scan hots42")
     assert "There is no agent called *hots42*. Did you mean `host42`" in answer
-    assert "defender-bot enroll <host>" in answer
+    assert "defender-bot enroll &lt;host&gt;" in answer
     assert runtime.store.jobs() == []
     assert standin.history(CHANNEL) == []
     (refusal,) = [e for e in audit_events(runtime) if e["event"] == "refused"]
