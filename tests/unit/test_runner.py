@@ -152,10 +152,8 @@ async def test_the_pid_is_reported_while_the_process_runs(tmp_path: Path) -> Non
     """The agent records it before the run can end, so a crash from then on leaves a process it knows."""
     async with PidReporter(tmp_path / "pids.sock") as pids:
         release = tmp_path / "release"
-        code = (
-            pids.snippet()
-            + f"import os, time\nwhile not os.path.exists({str(release)!r}): time.sleep(0.01)\n"
-        )
+        os.mkfifo(release)
+        code = pids.snippet() + f"open({str(release)!r}).read()\n"  # blocks until the test lets it go
         reported: list[int] = []
         alive_then: list[bool] = []
 
@@ -166,7 +164,7 @@ async def test_the_pid_is_reported_while_the_process_runs(tmp_path: Path) -> Non
         run = asyncio.create_task(SubprocessRunner().run([PY, "-c", code], timeout=30, on_start=on_start))
         child = await pids.next_pid()
         assert reported == [child]
-        release.touch()
+        await asyncio.to_thread(release.write_text, "go")  # opening the fifo waits for the child's side
         result = await run
     assert result.exit_code == 0
     assert alive_then == [True]
