@@ -124,6 +124,14 @@ def more(count: int, noun: str) -> Block:
     return context(f"…and {count} more {noun} (full list in the attached file).")
 
 
+def say_hidden(blocks: list[Block], *, total: int, shown: int, one: str, many: str) -> bool:
+    """Append the "…and N more" line when ``total`` items did not all fit in ``shown``; True if so."""
+    hidden = total - shown
+    if hidden > 0:
+        blocks.append(more(hidden, one if hidden == 1 else many))
+    return hidden > 0
+
+
 def sane(blocks: list[Block]) -> list[Block]:
     """Blocks Slack accepts: no empty texts or field lists, texts and element counts within limits."""
     return _sane(blocks)[0]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from agent_bridge.commands import QuarantineListCommand, RestoreCommand
 from agent_bridge.reports import QuarantineReport, RestoreReport
-from handlers.blocks import Block, Details, escape, more, section
+from handlers.blocks import Block, Details, escape, say_hidden, section
 from handlers.forms import host_args, host_only
 from handlers.grammar import Flag, Words
 from handlers.registry import CommandSpec, HostAction
@@ -59,10 +59,8 @@ def render_quarantine(report: QuarantineReport) -> Details:
         if len(item.files) > MAX_FILES:
             lines.append(f"• …and {len(item.files) - MAX_FILES} more files")
         blocks.append(section("\n".join(lines)))
-    hidden = len(report.items) - MAX_ITEMS
-    if hidden > 0:
-        blocks.append(more(hidden, "threat" if hidden == 1 else "threats"))
-    shortened = hidden > 0 or any(len(item.files) > MAX_FILES for item in report.items)
+    hidden = say_hidden(blocks, total=len(report.items), shown=MAX_ITEMS, one="threat", many="threats")
+    shortened = hidden or any(len(item.files) > MAX_FILES for item in report.items)
     return Details(blocks, shortened=shortened)
 
 
@@ -81,10 +79,8 @@ def render_restore(report: RestoreReport) -> Details:
         )
         lines.append(f"• `{escape(file.path)}` ({escape(file.threat)}) — {mark}")
     blocks = [section(f"Restore{where}:" + ("\n" + "\n".join(lines) if lines else " nothing matched."))]
-    hidden = len(report.files) - MAX_ITEMS
-    if hidden > 0:
-        blocks.append(more(hidden, "files"))
-    return Details(blocks, shortened=hidden > 0)
+    hidden = say_hidden(blocks, total=len(report.files), shown=MAX_ITEMS, one="files", many="files")
+    return Details(blocks, shortened=hidden)
 
 
 QUARANTINE = host_only(

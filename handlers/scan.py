@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from agent_bridge.commands import CancelCommand, ScanCommand, ScanType
 from agent_bridge.reports import CancelReport, ScanReport
-from handlers.blocks import Details, cut_section, escape, fields, more, section
+from handlers.blocks import Details, cut_section, escape, fields, say_hidden, section
 from handlers.errors import UsageError
 from handlers.forms import host_only
 from handlers.grammar import Flag, Words, host_argument, parse_arguments
@@ -102,14 +102,14 @@ def render(report: ScanReport) -> Details:
         block, shortened = cut_section("*Resources*\n" + ("\n".join(shown) or "—"))
         blocks.append(block)
         cut |= shortened
-    hidden = len(report.detections) - MAX_DETECTIONS
-    if hidden > 0:
-        blocks.append(more(hidden, "threat" if hidden == 1 else "threats"))
+    hidden = say_hidden(
+        blocks, total=len(report.detections), shown=MAX_DETECTIONS, one="threat", many="threats"
+    )
     if report.remediation_started:
         blocks.append(section("Defender started cleaning (remediation) on the host."))
     elif report.detections and all(d.remediated is False for d in report.detections):
         blocks.append(section("Nothing was remediated (scan ran with `--no-remediation`)."))
-    shortened = cut or hidden > 0 or any(len(d.resources) > MAX_RESOURCES for d in report.detections)
+    shortened = cut or hidden or any(len(d.resources) > MAX_RESOURCES for d in report.detections)
     return Details(blocks, shortened=shortened)
 
 

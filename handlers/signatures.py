@@ -12,7 +12,7 @@ from agent_bridge.commands import (
     UpdateSource,
 )
 from agent_bridge.reports import DynamicSignaturesReport, EngineVersions, RollbackReport, UpdateReport
-from handlers.blocks import Block, Details, escape, fields, more, section
+from handlers.blocks import Block, Details, escape, fields, say_hidden, section
 from handlers.forms import host_args, one_of
 from handlers.grammar import Flag, Words
 from handlers.registry import CommandSpec, HostAction
@@ -143,10 +143,14 @@ def render_dynsig(report: DynamicSignaturesReport) -> Details:
     for signature in report.signatures[:MAX_SIGNATURES]:
         details = "\n".join(escape(d) for d in signature.details)
         blocks.append(section(f"`{escape(signature.set_id)}`" + (f"\n{details}" if details else "")))
-    hidden = len(report.signatures) - MAX_SIGNATURES
-    if hidden > 0:
-        blocks.append(more(hidden, "signature sets"))
-    return Details(blocks, shortened=hidden > 0)
+    hidden = say_hidden(
+        blocks,
+        total=len(report.signatures),
+        shown=MAX_SIGNATURES,
+        one="signature sets",
+        many="signature sets",
+    )
+    return Details(blocks, shortened=hidden)
 
 
 UPDATE = CommandSpec(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from agent_bridge.commands import StatusCommand, ThreatsCommand
 from agent_bridge.powershell_reports import ScanRecord, StatusReport, ThreatsReport
-from handlers.blocks import Block, Details, context, cut_section, escape, fields, more, section
+from handlers.blocks import Block, Details, context, cut_section, escape, fields, say_hidden, section
 from handlers.forms import host_only
 
 MAX_DETECTIONS = 20
@@ -92,10 +92,11 @@ def render_threats(report: ThreatsReport) -> Details:
         )
         blocks.append(block)
         cut |= shortened
-    hidden = len(report.detections) - MAX_DETECTIONS
-    if hidden > 0:
-        blocks.append(more(hidden, "older detections" if hidden > 1 else "older detection"))
-    shortened = cut or hidden > 0 or any(len(d.resources) > MAX_RESOURCES for d in report.detections)
+    hidden = say_hidden(
+        blocks, total=len(report.detections), shown=MAX_DETECTIONS,
+        one="older detection", many="older detections",
+    )  # fmt: skip
+    shortened = cut or hidden or any(len(d.resources) > MAX_RESOURCES for d in report.detections)
     return Details(blocks, shortened=shortened, full_text=threats_text(report) if shortened else None)
 
 
